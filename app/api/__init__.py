@@ -1,0 +1,20 @@
+"""HTTP surface: thin blueprints that parse, validate, delegate and answer."""
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+from app.api import chat, health, models
+
+
+def require_client_key() -> None:
+    """before_request hook for every /v1 and /api/v1 blueprint."""
+    current_app.extensions["gateway"].keys.check(request.headers.get("Authorization"))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(health.bp)
+    for prefix in ("/v1", "/api/v1"):
+        for module in (chat, models):
+            bp = module.blueprint(prefix)
+            bp.before_request(require_client_key)
+            app.register_blueprint(bp)

@@ -1,0 +1,211 @@
+"""ProviderClient: the contract every provider module implements, and the one place `requests` is used."""
+from __future__ import annotations
+
+import email.utils
+import fnmatch
+import re
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from app import jsonio
+from app.config import ProviderSettings
+from app.downloads import Downloader, DownloadRefused
+from app.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
+                        UpstreamError, UpstreamTimeout)
+from app.generation import ImageRef, ImageRequest, ImageResult
+
+# things in upstream messages that look like credentials, whatever provider they came from
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_*\-.]{4,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
+_MAX_MESSAGE = 500
+
+
+class ProviderClient:
+    """Turns an ImageRequest into an ImageResult by calling one upstream.
+
+    Contract for subclasses:
+    - `generate(request)` returns an ImageResult whose images are base64 with sniffed MIME types,
+      whose usage is mapped to chat terms, and whose `dropped` names the request parameters the
+      upstream could not honour. It raises only GatewayError subclasses.
+    - Input problems the caller can fix (a size this model lacks) are InvalidRequest, raised before
+      any upstream call.
+    - All HTTP goes through `_post` (or `fetch_image` / `download_result` for images), which alone
+      touches `requests` and translates every failure into the gateway's errors.
+    - Override the small hooks, not `_post`: `auth_headers`, `error_details`.
+    """
+
+    name: str = ""
+    model_patterns: tuple[str, ...] = ()
+    known_models: tuple[str, ...] = ()
+    requires_key: bool = True
+
+    def __init__(self, settings: ProviderSettings, downloader: Downloader, *,
+                 connect_timeout: float = 10.0, pool_size: int = 16):
+        self.settings = settings
+        self.downloader = downloader
+        self.connect_timeout = connect_timeout
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    # ----- what the registry asks -----
+
+    @classmethod
+    def serves(cls, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in cls.model_patterns)
+
+    @classmethod
+    def is_live(cls, settings: ProviderSettings) -> bool:
+        return bool(settings.api_key) or not cls.requires_key
+
+    def models(self) -> list[str]:
+        return list(dict.fromkeys((*self.known_models, *self.settings.extra_models)))
+
+    def supports_n(self, model: str) -> bool:
+        """True when one upstream call can return `n` images; otherwise the gateway fans out."""
+        return False
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        raise NotImplementedError
+
+    # ----- hooks -----
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.api_key}"}
+
+    def error_details(self, body: Any) -> tuple[str | None, str | None, str | None]:
+        """(message, code, param) from an upstream error body; OpenAI's envelope by default."""
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code")
+            return (_text(error.get("message")), _text(code) if code is not None else None,
+                    _text(error.get("param")) if error.get("param") is not None else None)
+        if isinstance(error, str):
+            return error, None, None
+        return None, None, None
+
+    # ----- HTTP -----
+
+    def _post(self, path: str, *, json: Any = None, data: Any = None, files: Any = None,
+              headers: dict[str, str] | None = None) -> Any:
+        """POST to the upstream and return its parsed JSON; every failure becomes a GatewayError."""
+        url = self.settings.base_url + path
+        all_headers = {"Accept": "application/json", **self.auth_headers(), **(headers or {})}
+        body = jsonio.dumps(json) if json is not None else data
+        if json is not None:
+            all_headers["Content-Type"] = "application/json"
+        try:
+            response = self.session.post(url, data=body, files=files, headers=all_headers,
+                                         timeout=(self.connect_timeout, self.settings.timeout))
+        except requests.ConnectTimeout:
+            raise UpstreamTimeout(f"Could not connect to {self.name} within {self.connect_timeout:g} s",
+                                  provider=self.name) from None
+        except requests.Timeout:
+            raise UpstreamTimeout(f"{self.name} did not answer within {self.settings.timeout:g} s",
+                                  provider=self.name) from None
+        except requests.ConnectionError as exc:
+            raise UpstreamError(f"Could not reach {self.name}: {_connection_reason(exc)}",
+                                provider=self.name) from None
+        except requests.RequestException as exc:
+            raise UpstreamError(f"The exchange with {self.name} failed: {type(exc).__name__}",
+                                provider=self.name) from None
+        if response.status_code >= 400:
+            raise self._status_error(response)
+        try:
+            return jsonio.loads(response.content)
+        except ValueError:
+            raise UpstreamError(f"{self.name} sent an answer that is not JSON (HTTP {response.status_code})",
+                                provider=self.name) from None
+
+    def _status_error(self, response: requests.Response) -> GatewayError:
+        status = response.status_code
+        try:
+            body = jsonio.loads(response.content)
+        except ValueError:
+            body = None
+        message, code, param = self.error_details(body)
+        message = self.redact(message) if message else None
+        said = f": {message}" if message else ""
+        if status in (401, 403):
+            variable = self.settings.key_variable or "its API key"
+            detail = said if status == 403 else ""  # a 401 message can echo part of the key
+            return UpstreamError(f"{self.name} refused the gateway's credentials (HTTP {status}){detail}; "
+                                 f"the operator should check {variable}", provider=self.name,
+                                 code="upstream_auth_failed")
+        if status == 429:
+            return RateLimited(f"{self.name} rate limit reached{said}", retry_after=retry_after(response),
+                               provider=self.name)
+        if status == 408:
+            return UpstreamTimeout(f"{self.name} timed out (HTTP 408){said}", provider=self.name)
+        if status == 413:
+            return PayloadTooLarge(f"{self.name} says the request is too large{said}", provider=self.name)
+        if 400 <= status < 500:
+            return ProviderRejected(message or f"{self.name} rejected the request (HTTP {status})",
+                                    param=param, code=code, provider=self.name)
+        return UpstreamError(f"{self.name} failed (HTTP {status}){said}", provider=self.name)
+
+    def redact(self, text: str) -> str:
+        """Upstream messages are shown to callers: strip anything that could be a credential."""
+        if self.settings.api_key:
+            text = text.replace(self.settings.api_key, "***")
+        text = _KEY_LIKE.sub("***", text)
+        return text[:_MAX_MESSAGE]
+
+    # ----- images by URL -----
+
+    def fetch_image(self, ref: ImageRef) -> tuple[bytes, str]:
+        """Bytes of a client-supplied input image; a refused download is the client's 400."""
+        if not ref.is_remote:
+            return ref.data, ref.mime
+        try:
+            return self.downloader.fetch(ref.url)
+        except DownloadRefused as exc:
+            raise InvalidRequest(f"Could not use the image URL: {exc.message}", param=ref.param) from None
+
+    def download_result(self, url: str) -> tuple[bytes, str]:
+        """Bytes of an image the provider answered with as a URL; a failure is the provider's 502."""
+        try:
+            return self.downloader.fetch(url)
+        except DownloadRefused as exc:
+            raise UpstreamError(f"{self.name} answered with an image URL the gateway could not fetch: "
+                                f"{exc.message}", provider=self.name) from None
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    millis = response.headers.get("retry-after-ms")
+    if millis:
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else jsonio.dumps(value).decode()
+
+
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    text = str(exc).lower()
+    for needle, reason in (("refused", "connection refused"), ("reset", "connection reset"),
+                           ("aborted", "connection aborted"), ("name or service", "host not found"),
+                           ("nodename", "host not found"), ("remote end closed", "connection closed early"),
+                           ("incomplete", "answer cut off"), ("broken pipe", "connection broken")):
+        if needle in text:
+            return reason
+    return "connection failed"

@@ -1,0 +1,100 @@
+"""The local placeholder provider: draws a deterministic PNG from the prompt, no network, no key.
+
+It is the embedded default of the quick start and a stand-in for real providers in clients' CI.
+The picture is a mosaic whose colours come from a hash of the prompt (and of any input images),
+shaded by a vertical gradient: the same request always gives the same bytes.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from app.errors import InvalidRequest
+from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
+from app.png import encode_png
+from app.providers.base import ProviderClient
+
+TILES = 8
+MIN_SIDE, MAX_SIDE = 16, 4096
+TIER_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
+DEFAULT_SIDE = 1024
+HONOURED = {"size", "background", "output_format", "partial_images"}
+
+
+class LocalClient(ProviderClient):
+    name = "local"
+    model_patterns = ("local-*",)
+    known_models = ("local-image",)
+    requires_key = False
+
+    def supports_n(self, model: str) -> bool:
+        return True
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
+        params = request.params
+        dropped = [p for p in params if p not in HONOURED]
+        if params.get("output_format", "png") != "png":
+            dropped.append("output_format")
+        transparent = params.get("background") == "transparent"
+        seed = hashlib.sha256(request.prompt.encode())
+        for ref in (*request.images, *([request.mask] if request.mask else [])):
+            seed.update(hashlib.sha256(ref.data or ref.url.encode()).digest())
+        images = []
+        for index in range(request.n):
+            digest = hashlib.sha256(seed.digest() + index.to_bytes(2, "big")).digest()
+            png = draw(width, height, digest, transparent=transparent)
+            images.append(GeneratedImage(b64=base64.b64encode(png).decode("ascii"), mime="image/png"))
+        return ImageResult(
+            images=images,
+            text=f"Placeholder image from the local provider ({width}x{height}).",
+            usage=Usage(extra={"generated_images": len(images)}),
+            background="transparent" if transparent else "opaque",
+            dropped=sorted(set(dropped)),
+        )
+
+    @staticmethod
+    def dimensions(size: str, param: str = "size") -> tuple[int, int]:
+        if size == "auto":
+            return DEFAULT_SIDE, DEFAULT_SIDE
+        if size in TIER_SIDES:
+            return TIER_SIDES[size], TIER_SIDES[size]
+        match = re.fullmatch(r"(\d+)x(\d+)", size)
+        if match:
+            width, height = int(match.group(1)), int(match.group(2))
+            if MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE:
+                return width, height
+        raise InvalidRequest(f"The local provider draws sizes from {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE} "
+                             "(any WIDTHxHEIGHT in that range), 1K, 2K, 4K or auto", param=param,
+                             code="unsupported_size")
+
+
+def draw(width: int, height: int, digest: bytes, *, transparent: bool = False) -> bytes:
+    """Render the mosaic; each row is built from a few repeated tile runs, so it stays fast."""
+    palette = digest
+    while len(palette) < TILES * TILES * 3 + 6:
+        palette += hashlib.sha256(palette).digest()
+    top, bottom = palette[0:3], palette[3:6]
+    tiles = [palette[6 + 3 * i:9 + 3 * i] for i in range(TILES * TILES)]
+    edges = [col * width // TILES for col in range(TILES + 1)]
+    row_edges = [r * height // TILES for r in range(TILES + 1)]
+    channels = 4 if transparent else 3
+
+    def rows():
+        for y in range(height):
+            t = y / max(1, height - 1)
+            shade = [int(top[c] * (1 - t) + bottom[c] * t) for c in range(3)]
+            tile_row = min(TILES - 1, y * TILES // height)
+            on_line = y in row_edges
+            runs = []
+            for col in range(TILES):
+                tile = tiles[tile_row * TILES + col]
+                rgb = [(tile[c] + shade[c]) // 2 for c in range(3)]
+                if on_line:
+                    rgb = [v // 3 for v in rgb]
+                pixel = bytes(rgb) + (bytes([0 if (tile_row + col) % 2 else 255]) if transparent else b"")
+                runs.append(pixel * (edges[col + 1] - edges[col]))
+            yield b"".join(runs)
+
+    return encode_png(width, height, rows(), alpha=transparent)
