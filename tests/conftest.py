@@ -1,0 +1,56 @@
+"""Fixtures shared by unit and integration tests: apps built from dicts, client keys, request bodies."""
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+
+CLIENT_KEY = "gw-client-key-4f1b2c"
+OPENAI_KEY = "sk-test-provider-secret-9a8b7c6d5e"
+OPENAI_BASE = "https://openai.test/v1"
+
+
+def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str = "local-image",
+              modalities=("image", "text"), tool: dict | None = None, **extra) -> dict:
+    """A chat-completions body asking for an image: modalities form, tool form, or both."""
+    body: dict = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    if modalities:
+        body["modalities"] = list(modalities)
+    if tool is not None:
+        body["tools"] = [{"type": "image_generation", "image_generation": tool}]
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def settings_env() -> dict:
+    return {"GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE}
+
+
+@pytest.fixture
+def make_app(settings_env):
+    def _make(**overrides):
+        return create_app({**settings_env, **overrides})
+    return _make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth() -> dict:
+    return {"Authorization": f"Bearer {CLIENT_KEY}"}
+
+
+@pytest.fixture
+def post_chat(client, auth):
+    def _post(body, path="/v1/chat/completions", headers=None):
+        return client.post(path, json=body, headers={**auth, **(headers or {})})
+    return _post
