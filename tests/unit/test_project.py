@@ -1,0 +1,16 @@
+"""The project's promises to a new user: README's commands are the ones CI and the Procfile run."""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_COMMAND = "python3 -m venv --clear .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    assert TEST_COMMAND in (ROOT / "README.md").read_text()
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_shows_the_procfile_command():
+    procfile = (ROOT / "Procfile").read_text().strip()
+    assert procfile == "web: gunicorn -c python:app.gunicorn_conf wsgi:app"
+    assert procfile in (ROOT / "README.md").read_text()
