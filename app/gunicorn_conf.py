@@ -32,3 +32,7 @@ logconfig_dict = {
         "gateway": {"handlers": ["stdout"], "level": _settings.log_level, "propagate": False},
     },
 }
+
+# gunicorn >= 25 opens a control socket under $HOME by default; this service needs none, and
+# several instances on one host (or a read-only home on a PaaS) would trip over it.
+control_socket_disable = True
