@@ -8,6 +8,12 @@ from app import create_app
 CLIENT_KEY = "gw-client-key-4f1b2c"
 OPENAI_KEY = "sk-test-provider-secret-9a8b7c6d5e"
 OPENAI_BASE = "https://openai.test/v1"
+ARK_KEY = "ark-test-provider-secret-1f2e3d4c"
+OPENROUTER_KEY = "sk-or-v1-test-provider-secret-5b6a"
+GEMINI_KEY = "AIzaSyTest-provider-secret-7c8d9e0f1a2b"
+ARK_BASE = "https://ark.test/api/v3"
+OPENROUTER_BASE = "https://openrouter.test/api/v1"
+GEMINI_BASE = "https://gemini.test"
 
 
 def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str = "local-image",
@@ -24,7 +30,9 @@ def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str =
 
 @pytest.fixture
 def settings_env() -> dict:
-    return {"GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE}
+    return {"GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE,
+            "ARK_API_KEY": ARK_KEY, "ARK_BASE_URL": ARK_BASE, "OPENROUTER_API_KEY": OPENROUTER_KEY,
+            "OPENROUTER_BASE_URL": OPENROUTER_BASE, "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": GEMINI_BASE}
 
 
 @pytest.fixture

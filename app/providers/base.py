@@ -1,10 +1,12 @@
 """ProviderClient: the contract every provider module implements, and the one place `requests` is used."""
 from __future__ import annotations
 
+import base64
 import email.utils
 import fnmatch
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -16,10 +18,25 @@ from app.downloads import Downloader, DownloadRefused
 from app.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
                         UpstreamError, UpstreamTimeout)
 from app.generation import ImageRef, ImageRequest, ImageResult
+from app.media import decode_data_url
 
 # things in upstream messages that look like credentials, whatever provider they came from
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_*\-.]{4,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
 _MAX_MESSAGE = 500
+
+
+@dataclass
+class ErrorInfo:
+    """What an upstream error body says, read by a provider's `error_details` hook.
+
+    `status` lets a provider re-classify an answer: Gemini reports a bad key as HTTP 400
+    (API_KEY_INVALID), which must be treated as an auth failure (401), not as the caller's error.
+    """
+
+    message: str | None = None
+    code: str | None = None
+    param: str | None = None
+    status: int | None = None
 
 
 class ProviderClient:
@@ -34,6 +51,8 @@ class ProviderClient:
     - All HTTP goes through `_post` (or `fetch_image` / `download_result` for images), which alone
       touches `requests` and translates every failure into the gateway's errors.
     - Override the small hooks, not `_post`: `auth_headers`, `error_details`.
+    - Chat-native providers translate `request.messages` themselves; `image_from_url` turns any
+      image_url of the conversation into bytes (data URLs decoded, http(s) fetched under guard).
     """
 
     name: str = ""
@@ -76,16 +95,17 @@ class ProviderClient:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
 
-    def error_details(self, body: Any) -> tuple[str | None, str | None, str | None]:
-        """(message, code, param) from an upstream error body; OpenAI's envelope by default."""
+    def error_details(self, body: Any, status: int) -> ErrorInfo:
+        """Message, code and param of an upstream error body; OpenAI's envelope by default."""
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
             code = error.get("code")
-            return (_text(error.get("message")), _text(code) if code is not None else None,
-                    _text(error.get("param")) if error.get("param") is not None else None)
+            return ErrorInfo(_text(error.get("message")) if error.get("message") is not None else None,
+                             _text(code) if code is not None else None,
+                             _text(error.get("param")) if error.get("param") is not None else None)
         if isinstance(error, str):
-            return error, None, None
-        return None, None, None
+            return ErrorInfo(error)
+        return ErrorInfo()
 
     # ----- HTTP -----
 
@@ -121,13 +141,17 @@ class ProviderClient:
                                 provider=self.name) from None
 
     def _status_error(self, response: requests.Response) -> GatewayError:
-        status = response.status_code
         try:
             body = jsonio.loads(response.content)
         except ValueError:
             body = None
-        message, code, param = self.error_details(body)
-        message = self.redact(message) if message else None
+        return self.error_for(response.status_code, body, retry_after(response))
+
+    def error_for(self, status: int, body: Any, retry_after_seconds: float | None = None) -> GatewayError:
+        """The gateway error for an upstream failure; also used for errors found inside 200 answers."""
+        info = self.error_details(body, status)
+        status = info.status or status
+        message, code, param = (self.redact(info.message) if info.message else None), info.code, info.param
         said = f": {message}" if message else ""
         if status in (401, 403):
             variable = self.settings.key_variable or "its API key"
@@ -136,7 +160,7 @@ class ProviderClient:
                                  f"the operator should check {variable}", provider=self.name,
                                  code="upstream_auth_failed")
         if status == 429:
-            return RateLimited(f"{self.name} rate limit reached{said}", retry_after=retry_after(response),
+            return RateLimited(f"{self.name} rate limit reached{said}", retry_after=retry_after_seconds,
                                provider=self.name)
         if status == 408:
             return UpstreamTimeout(f"{self.name} timed out (HTTP 408){said}", provider=self.name)
@@ -165,6 +189,12 @@ class ProviderClient:
         except DownloadRefused as exc:
             raise InvalidRequest(f"Could not use the image URL: {exc.message}", param=ref.param) from None
 
+    def image_from_url(self, url: str, param: str) -> tuple[bytes, str]:
+        """Bytes and sniffed MIME type of any client-supplied image URL (data: or http/https)."""
+        if url.startswith("data:"):
+            return decode_data_url(url, param=param)
+        return self.fetch_image(ImageRef(url=url, param=param))
+
     def download_result(self, url: str) -> tuple[bytes, str]:
         """Bytes of an image the provider answered with as a URL; a failure is the provider's 502."""
         try:
@@ -172,6 +202,10 @@ class ProviderClient:
         except DownloadRefused as exc:
             raise UpstreamError(f"{self.name} answered with an image URL the gateway could not fetch: "
                                 f"{exc.message}", provider=self.name) from None
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def retry_after(response: requests.Response) -> float | None:

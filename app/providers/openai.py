@@ -1,13 +1,12 @@
 """OpenAI Images API: /images/generations (JSON) and /images/edits (multipart), reference §A, §F."""
 from __future__ import annotations
 
-import base64
 import re
 
 from app.errors import InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
 from app.media import EXTENSION_OF_MIME, PNG, sniff_mime_b64
-from app.providers.base import ProviderClient
+from app.providers.base import ProviderClient, b64encode
 
 GPT = "gpt-image"
 DALLE2 = "dall-e-2"
@@ -160,7 +159,7 @@ class OpenAIClient(ProviderClient):
                 mime = sniff_mime_b64(b64)
             elif item.get("url"):
                 data, mime = self.download_result(item["url"])
-                b64 = base64.b64encode(data).decode("ascii")
+                b64 = b64encode(data)
             else:
                 continue
             if mime is None:

@@ -6,13 +6,20 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.downloads import Downloader
 from app.errors import ModelNotFound
+from app.providers.ark import ArkClient
 from app.providers.base import ProviderClient
+from app.providers.gemini import GeminiClient
 from app.providers.local import LocalClient
 from app.providers.openai import OpenAIClient
+from app.providers.openrouter import OpenRouterClient
 
 # Order matters for routing: the first provider whose patterns match a model name serves it.
+# OpenRouter comes first because its names (`vendor/model`) may contain any other provider's pattern.
 PROVIDERS: dict[str, type[ProviderClient]] = {
+    OpenRouterClient.name: OpenRouterClient,
     OpenAIClient.name: OpenAIClient,
+    ArkClient.name: ArkClient,
+    GeminiClient.name: GeminiClient,
     LocalClient.name: LocalClient,
 }
 

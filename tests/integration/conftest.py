@@ -3,31 +3,77 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CLIENT_KEY, OPENAI_KEY
+from tests.conftest import ARK_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY
+from tests.support.ark_fake import ark_images
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway_process import GatewayProcess
+from tests.support.gemini_fake import gemini_generate
 from tests.support.openai_fake import openai_images
+from tests.support.openrouter_fake import openrouter_chat
 
 UPSTREAM_TIMEOUT = 3
+# base-URL paths the fakes are mounted under, as in production (".../v1", ".../api/v3", ...)
+OPENAI_PATH, ARK_PATH, OPENROUTER_PATH = "/v1", "/api/v3", "/api/v1"
 
 
-@pytest.fixture(scope="session")
-def openai_server():
-    fake = FakeUpstream(default=openai_images).start()
+def _serve(handler):
+    fake = FakeUpstream(default=handler).start()
     yield fake
     fake.stop()
 
 
 @pytest.fixture(scope="session")
-def gateway(openai_server, tmp_path_factory):
-    env = {
+def openai_server():
+    yield from _serve(openai_images)
+
+
+@pytest.fixture(scope="session")
+def ark_server():
+    yield from _serve(ark_images)
+
+
+@pytest.fixture(scope="session")
+def openrouter_server():
+    yield from _serve(openrouter_chat)
+
+
+@pytest.fixture(scope="session")
+def gemini_server():
+    yield from _serve(gemini_generate)
+
+
+def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **overrides) -> dict:
+    """Every provider configured against its fake; private URLs allowed (the fakes are on loopback)."""
+    return {
         "GATEWAY_API_KEYS": CLIENT_KEY,
         "OPENAI_API_KEY": OPENAI_KEY,
-        "OPENAI_BASE_URL": openai_server.url + "/v1",
+        "OPENAI_BASE_URL": openai_server.url + OPENAI_PATH,
+        "ARK_API_KEY": ARK_KEY,
+        "ARK_BASE_URL": ark_server.url + ARK_PATH,
+        "OPENROUTER_API_KEY": OPENROUTER_KEY,
+        "OPENROUTER_BASE_URL": openrouter_server.url + OPENROUTER_PATH,
+        "GEMINI_API_KEY": GEMINI_KEY,
+        "GEMINI_BASE_URL": gemini_server.url,
         "GATEWAY_UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
         "GATEWAY_ALLOW_PRIVATE_URLS": "true",
+        **overrides,
     }
+
+
+@pytest.fixture(scope="session")
+def gateway(openai_server, ark_server, openrouter_server, gemini_server, tmp_path_factory):
+    env = gateway_env(openai_server, ark_server, openrouter_server, gemini_server)
     process = GatewayProcess(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_gateway(openai_server, ark_server, openrouter_server, gemini_server, tmp_path_factory):
+    """A second service with GATEWAY_ALLOW_PRIVATE_URLS off, for download-guard tests."""
+    env = gateway_env(openai_server, ark_server, openrouter_server, gemini_server,
+                      GATEWAY_ALLOW_PRIVATE_URLS="false")
+    process = GatewayProcess(env, tmp_path_factory.mktemp("gunicorn-strict") / "gunicorn.log").start()
     yield process
     process.stop()
 
@@ -37,6 +83,24 @@ def upstream(openai_server):
     """The fake OpenAI server, with nothing queued and nothing recorded."""
     openai_server.reset()
     return openai_server
+
+
+@pytest.fixture
+def ark(ark_server):
+    ark_server.reset()
+    return ark_server
+
+
+@pytest.fixture
+def openrouter(openrouter_server):
+    openrouter_server.reset()
+    return openrouter_server
+
+
+@pytest.fixture
+def gemini(gemini_server):
+    gemini_server.reset()
+    return gemini_server
 
 
 @pytest.fixture
