@@ -11,7 +11,6 @@ from app.schemas import IMAGE_TOOL
 
 HOW_TO_ASK = ('This gateway generates images: ask with "modalities": ["image", "text"] or with a tool '
               '{"type": "image_generation", "image_generation": {...}}')
-STREAMING_UNSUPPORTED = "streaming is not supported for image generation yet; send stream: false"
 
 
 @dataclass(frozen=True)
@@ -22,6 +21,8 @@ class ChatAsk:
     want_content: bool
     want_tool: bool
     tool_params: dict
+    stream: bool = False
+    include_usage: bool = False
 
 
 def read_chat_request(data: dict) -> ChatAsk:
@@ -31,8 +32,6 @@ def read_chat_request(data: dict) -> ChatAsk:
     want_tool = tool_index is not None
     if not want_content and not want_tool:
         raise InvalidRequest(HOW_TO_ASK, param="modalities")
-    if data.get("stream"):
-        raise InvalidRequest(STREAMING_UNSUPPORTED, param="stream", code="streaming_unsupported")
 
     messages = data["messages"]
     index = _last_user_message(messages)
@@ -58,7 +57,9 @@ def read_chat_request(data: dict) -> ChatAsk:
         param_prefix=f"tools[{tool_index}].{IMAGE_TOOL}." if want_tool else "",
         prompt_param=f"messages[{index}].content",
     )
-    return ChatAsk(request=request, want_content=want_content, want_tool=want_tool, tool_params=tool_params)
+    return ChatAsk(request=request, want_content=want_content, want_tool=want_tool, tool_params=tool_params,
+                   stream=bool(data.get("stream")),
+                   include_usage=bool((data.get("stream_options") or {}).get("include_usage")))
 
 
 def _image_tool(tools: list[dict]) -> tuple[int | None, dict]:

@@ -14,6 +14,8 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 DEFAULT_FANOUT_THREADS = 4
+DEFAULT_STREAM_KEEPALIVE = 5.0
+DEFAULT_IMAGE_MODEL = "gpt-image-1"
 
 # provider name -> (env prefix, default base URL). Adding a provider adds a line here only if it
 # is configured through the environment; the client module itself is the other half.
@@ -64,6 +66,8 @@ class Settings:
     download_max_bytes: int = DEFAULT_DOWNLOAD_MAX_BYTES
     download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
     fanout_threads: int = DEFAULT_FANOUT_THREADS
+    stream_keepalive: float = DEFAULT_STREAM_KEEPALIVE
+    default_image_model: str = DEFAULT_IMAGE_MODEL
     port: int = DEFAULT_PORT
     web_concurrency: int = DEFAULT_WEB_CONCURRENCY
     threads: int = DEFAULT_THREADS
@@ -110,6 +114,8 @@ class Settings:
             download_max_bytes=int(env.number("GATEWAY_DOWNLOAD_MAX_BYTES", DEFAULT_DOWNLOAD_MAX_BYTES, minimum=1024)),
             download_timeout=env.number("GATEWAY_DOWNLOAD_TIMEOUT", DEFAULT_DOWNLOAD_TIMEOUT, minimum=0.1),
             fanout_threads=int(env.number("GATEWAY_FANOUT_THREADS", DEFAULT_FANOUT_THREADS, minimum=1)),
+            stream_keepalive=env.number("GATEWAY_STREAM_KEEPALIVE_SECONDS", DEFAULT_STREAM_KEEPALIVE, minimum=0.05),
+            default_image_model=env.text("GATEWAY_DEFAULT_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
             port=int(env.number("PORT", DEFAULT_PORT, minimum=1)),
             web_concurrency=int(env.number("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1)),
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from app.errors import InvalidRequest
 
@@ -122,6 +122,14 @@ class ImageResult:
         return self
 
 
+class ImageEvents(Protocol):
+    """Receives a streaming generation's events as they happen (see app/streaming.py)."""
+
+    def partial(self, slot: int, partial_index: int, image: GeneratedImage) -> None: ...
+
+    def finished(self, slot: int, result: ImageResult) -> None: ...
+
+
 def generate(client: "ProviderClient", request: ImageRequest, *, fanout_threads: int = 4) -> ImageResult:
     """Run one request on one provider client; the single seam between the API surfaces and providers.
 
@@ -129,24 +137,48 @@ def generate(client: "ProviderClient", request: ImageRequest, *, fanout_threads:
     `fanout_threads` at once). If any call fails the whole request fails with that error: a
     caller never receives fewer images than it asked for without being told.
     """
-    if request.mask is not None and not request.images:
-        raise InvalidRequest("input_image_mask needs an input image in the last user message",
-                             param=request.mask.param)
+    _check(request)
     if request.n > 1 and not client.supports_n(request.model):
-        return _fan_out(client, request, fanout_threads)
+        return _fan_out(lambda slot, single: client.generate(single).attach_text(), request, fanout_threads)
     return client.generate(request).attach_text()
 
 
-def _fan_out(client: "ProviderClient", request: ImageRequest, threads: int) -> ImageResult:
+def generate_events(client: "ProviderClient", request: ImageRequest, events: ImageEvents, *,
+                    fanout_threads: int = 4) -> ImageResult:
+    """Like `generate`, reporting preview frames and each finished call to `events` as they happen.
+
+    A slot is one upstream call. When preview frames are asked for, `n` images are always made as
+    `n` single-image calls, so every frame belongs to exactly one picture.
+    """
+    _check(request)
+
+    def run(slot: int, single: ImageRequest) -> ImageResult:
+        result = client.generate_streaming(
+            single, lambda index, image: events.partial(slot, index, image)).attach_text()
+        events.finished(slot, result)
+        return result
+
+    wants_partials = request.params.get("partial_images", 0) > 0
+    if request.n > 1 and (wants_partials or not client.supports_n(request.model)):
+        return _fan_out(run, request, fanout_threads)
+    return run(0, request)
+
+
+def _check(request: ImageRequest) -> None:
+    if request.mask is not None and not request.images:
+        raise InvalidRequest("input_image_mask needs an input image", param=request.mask.param)
+
+
+def _fan_out(run: Callable[[int, ImageRequest], ImageResult], request: ImageRequest, threads: int) -> ImageResult:
     single = request.with_n(1)
     pool = ThreadPoolExecutor(max_workers=min(threads, request.n), thread_name_prefix="fanout")
     try:
-        futures = [pool.submit(client.generate, single) for _ in range(request.n)]
+        futures = [pool.submit(run, slot, single) for slot in range(request.n)]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:
                 raise future.exception()
-        return merge([future.result().attach_text() for future in futures])
+        return merge([future.result() for future in futures])
     finally:
         # calls not yet started are cancelled; calls in flight finish in the background, unread
         pool.shutdown(wait=False, cancel_futures=True)

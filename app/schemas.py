@@ -49,7 +49,7 @@ class StrictBoolean(fields.Field):
 
 
 class MaskSchema(Schema):
-    """`input_image_mask`: exactly one of a data/http URL or an uploaded file id."""
+    """An image reference (`input_image_mask`, Images API `images[]` / `mask`): a URL or a file id."""
 
     class Meta:
         unknown = RAISE
@@ -63,15 +63,14 @@ class MaskSchema(Schema):
             raise ValidationError("Give exactly one of image_url or file_id", "image_url")
 
 
-class ImageToolParamsSchema(Schema):
-    """Every parameter of the image_generation tool (DESIGN §2); none has a default here."""
+class ImageParamsSchema(Schema):
+    """Image parameters shared by the image_generation tool and the Images API (DESIGN §2)."""
 
     class Meta:
         unknown = RAISE
 
     background = fields.String(validate=validate.OneOf(BACKGROUNDS))
     input_fidelity = fields.String(validate=validate.OneOf(INPUT_FIDELITIES))
-    input_image_mask = fields.Nested(MaskSchema)
     moderation = fields.String(validate=validate.OneOf(MODERATIONS))
     output_compression = StrictInteger(validate=validate.Range(min=0, max=100))
     output_format = fields.String(validate=validate.OneOf(OUTPUT_FORMATS))
@@ -89,6 +88,31 @@ class ImageToolParamsSchema(Schema):
         if "output_compression" in data and fmt not in ("jpeg", "webp"):
             raise ValidationError("output_compression applies only to output_format jpeg or webp",
                                   "output_compression")
+
+
+class ImageToolParamsSchema(ImageParamsSchema):
+    """Every parameter of the image_generation tool; none has a default here."""
+
+    input_image_mask = fields.Nested(MaskSchema)
+
+
+class ImagesGenerationSchema(ImageParamsSchema):
+    """POST /v1/images/generations (OpenAI's CreateImageRequest, plus `watermark`)."""
+
+    model = fields.String(validate=validate.Length(min=1))
+    prompt = fields.String(required=True, validate=validate.Length(min=1))
+    n = StrictInteger(validate=validate.Range(min=1, max=10), allow_none=True)
+    response_format = fields.String(validate=validate.OneOf(("b64_json", "url")), allow_none=True)
+    style = fields.String(validate=validate.OneOf(("vivid", "natural")), allow_none=True)
+    user = fields.String(allow_none=True)
+    stream = StrictBoolean(allow_none=True)
+
+
+class ImagesEditSchema(ImagesGenerationSchema):
+    """POST /v1/images/edits, JSON form: images and mask as references (uploads arrive as files)."""
+
+    images = fields.List(fields.Nested(MaskSchema), validate=validate.Length(min=1, max=16))
+    mask = fields.Nested(MaskSchema)
 
 
 class ImageUrlSchema(Schema):
@@ -198,6 +222,13 @@ class ToolsField(fields.Field):
         return tools
 
 
+class StreamOptionsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    include_usage = StrictBoolean(allow_none=True)
+
+
 class ChatRequestSchema(Schema):
     """POST /v1/chat/completions, as far as image generation reads it."""
 
@@ -212,6 +243,7 @@ class ChatRequestSchema(Schema):
     stream = StrictBoolean(allow_none=True)
     user = fields.String(allow_none=True)
     tools = ToolsField(allow_none=True)
+    stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
 
 
 def load(schema: Schema, payload: Any) -> dict:

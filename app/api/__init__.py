@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from app.api import chat, health, models
+from app.api import chat, health, images, models
 
 
 def require_client_key() -> None:
@@ -14,7 +14,7 @@ def require_client_key() -> None:
 def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
     for prefix in ("/v1", "/api/v1"):
-        for module in (chat, models):
+        for module in (chat, images, models):
             bp = module.blueprint(prefix)
             bp.before_request(require_client_key)
             app.register_blueprint(bp)

@@ -7,7 +7,7 @@ import fnmatch
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -17,12 +17,13 @@ from app.config import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
 from app.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
                         UpstreamError, UpstreamTimeout)
-from app.generation import ImageRef, ImageRequest, ImageResult
+from app.generation import GeneratedImage, ImageRef, ImageRequest, ImageResult
 from app.media import decode_data_url
 
 # things in upstream messages that look like credentials, whatever provider they came from
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_*\-.]{4,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
 _MAX_MESSAGE = 500
+_STREAM_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -90,6 +91,15 @@ class ProviderClient:
     def generate(self, request: ImageRequest) -> ImageResult:
         raise NotImplementedError
 
+    def generate_streaming(self, request: ImageRequest,
+                           on_partial: Callable[[int, GeneratedImage], None]) -> ImageResult:
+        """Like `generate`, calling `on_partial(partial_index, image)` for each preview frame.
+
+        Providers without preview frames need not override this: their final image is the only
+        event, and the stream sends it the moment it exists.
+        """
+        return self.generate(request)
+
     # ----- hooks -----
 
     def auth_headers(self) -> dict[str, str]:
@@ -112,33 +122,78 @@ class ProviderClient:
     def _post(self, path: str, *, json: Any = None, data: Any = None, files: Any = None,
               headers: dict[str, str] | None = None) -> Any:
         """POST to the upstream and return its parsed JSON; every failure becomes a GatewayError."""
+        response = self._send(path, json=json, data=data, files=files, headers=headers, stream=False)
+        try:
+            return jsonio.loads(response.content)
+        except ValueError:
+            raise UpstreamError(f"{self.name} sent an answer that is not JSON (HTTP {response.status_code})",
+                                provider=self.name) from None
+
+    def _post_events(self, path: str, *, json: Any = None, data: Any = None, files: Any = None,
+                     headers: dict[str, str] | None = None) -> Iterator[tuple[str | None, Any]]:
+        """POST expecting `text/event-stream`; yields (event name, parsed JSON data) per message.
+
+        Comment lines are skipped and `[DONE]` ends the stream; a cut-off or stalled stream
+        becomes a GatewayError like any other upstream failure.
+        """
+        response = self._send(path, json=json, data=data, files=files, stream=True,
+                              headers={"Accept": "text/event-stream", **(headers or {})})
+        with response:
+            event, lines = None, []
+            try:
+                for line in response.iter_lines(chunk_size=_STREAM_CHUNK):
+                    if line:
+                        if line.startswith(b":"):
+                            continue
+                        field, _, value = line.partition(b":")
+                        value = value[1:] if value.startswith(b" ") else value
+                        if field == b"event":
+                            event = value.decode()
+                        elif field == b"data":
+                            lines.append(value)
+                        continue
+                    if not lines:
+                        continue
+                    payload = b"\n".join(lines)
+                    if payload.strip() == b"[DONE]":
+                        return
+                    try:
+                        yield event, jsonio.loads(payload)
+                    except ValueError:
+                        raise UpstreamError(f"{self.name} sent a stream event that is not JSON",
+                                            provider=self.name) from None
+                    event, lines = None, []
+            except requests.RequestException as exc:
+                raise self._translate(exc) from None
+
+    def _send(self, path: str, *, json: Any, data: Any, files: Any, headers: dict[str, str] | None,
+              stream: bool) -> requests.Response:
         url = self.settings.base_url + path
         all_headers = {"Accept": "application/json", **self.auth_headers(), **(headers or {})}
         body = jsonio.dumps(json) if json is not None else data
         if json is not None:
             all_headers["Content-Type"] = "application/json"
         try:
-            response = self.session.post(url, data=body, files=files, headers=all_headers,
+            response = self.session.post(url, data=body, files=files, headers=all_headers, stream=stream,
                                          timeout=(self.connect_timeout, self.settings.timeout))
-        except requests.ConnectTimeout:
-            raise UpstreamTimeout(f"Could not connect to {self.name} within {self.connect_timeout:g} s",
-                                  provider=self.name) from None
-        except requests.Timeout:
-            raise UpstreamTimeout(f"{self.name} did not answer within {self.settings.timeout:g} s",
-                                  provider=self.name) from None
-        except requests.ConnectionError as exc:
-            raise UpstreamError(f"Could not reach {self.name}: {_connection_reason(exc)}",
-                                provider=self.name) from None
+            if response.status_code >= 400:
+                with response:
+                    raise self._status_error(response)
         except requests.RequestException as exc:
-            raise UpstreamError(f"The exchange with {self.name} failed: {type(exc).__name__}",
-                                provider=self.name) from None
-        if response.status_code >= 400:
-            raise self._status_error(response)
-        try:
-            return jsonio.loads(response.content)
-        except ValueError:
-            raise UpstreamError(f"{self.name} sent an answer that is not JSON (HTTP {response.status_code})",
-                                provider=self.name) from None
+            raise self._translate(exc) from None
+        return response
+
+    def _translate(self, exc: requests.RequestException) -> GatewayError:
+        """The gateway's error for a `requests` failure (nothing from requests leaks past here)."""
+        if isinstance(exc, requests.ConnectTimeout):
+            return UpstreamTimeout(f"Could not connect to {self.name} within {self.connect_timeout:g} s",
+                                   provider=self.name)
+        if isinstance(exc, requests.Timeout):
+            return UpstreamTimeout(f"{self.name} did not answer within {self.settings.timeout:g} s",
+                                   provider=self.name)
+        if isinstance(exc, requests.ConnectionError):
+            return UpstreamError(f"Could not reach {self.name}: {_connection_reason(exc)}", provider=self.name)
+        return UpstreamError(f"The exchange with {self.name} failed: {type(exc).__name__}", provider=self.name)
 
     def _status_error(self, response: requests.Response) -> GatewayError:
         try:

@@ -20,6 +20,7 @@ MIN_SIDE, MAX_SIDE = 16, 4096
 TIER_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
 DEFAULT_SIDE = 1024
 HONOURED = {"size", "background", "output_format", "partial_images"}
+PREVIEW_GREY = (128, 128, 128)
 
 
 class LocalClient(ProviderClient):
@@ -31,6 +32,18 @@ class LocalClient(ProviderClient):
     def supports_n(self, model: str) -> bool:
         return True
 
+    def generate_streaming(self, request: ImageRequest, on_partial) -> ImageResult:
+        """Preview frames like a real streaming model: the mosaic revealed row band by row band."""
+        frames = request.params.get("partial_images", 0)
+        if frames:
+            width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
+            digest = hashlib.sha256(self._seed(request).digest() + (0).to_bytes(2, "big")).digest()
+            transparent = request.params.get("background") == "transparent"
+            for index in range(frames):
+                png = draw(width, height, digest, transparent=transparent, reveal=(index + 1) / (frames + 1))
+                on_partial(index, GeneratedImage(b64=base64.b64encode(png).decode("ascii"), mime="image/png"))
+        return self.generate(request)
+
     def generate(self, request: ImageRequest) -> ImageResult:
         width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
         params = request.params
@@ -38,9 +51,7 @@ class LocalClient(ProviderClient):
         if params.get("output_format", "png") != "png":
             dropped.append("output_format")
         transparent = params.get("background") == "transparent"
-        seed = hashlib.sha256(request.prompt.encode())
-        for ref in (*request.images, *([request.mask] if request.mask else [])):
-            seed.update(hashlib.sha256(ref.data or ref.url.encode()).digest())
+        seed = self._seed(request)
         images = []
         for index in range(request.n):
             digest = hashlib.sha256(seed.digest() + index.to_bytes(2, "big")).digest()
@@ -53,6 +64,13 @@ class LocalClient(ProviderClient):
             background="transparent" if transparent else "opaque",
             dropped=sorted(set(dropped)),
         )
+
+    @staticmethod
+    def _seed(request: ImageRequest):
+        seed = hashlib.sha256(request.prompt.encode())
+        for ref in (*request.images, *([request.mask] if request.mask else [])):
+            seed.update(hashlib.sha256(ref.data or ref.url.encode()).digest())
+        return seed
 
     @staticmethod
     def dimensions(size: str, param: str = "size") -> tuple[int, int]:
@@ -70,8 +88,11 @@ class LocalClient(ProviderClient):
                              code="unsupported_size")
 
 
-def draw(width: int, height: int, digest: bytes, *, transparent: bool = False) -> bytes:
-    """Render the mosaic; each row is built from a few repeated tile runs, so it stays fast."""
+def draw(width: int, height: int, digest: bytes, *, transparent: bool = False, reveal: float = 1.0) -> bytes:
+    """Render the mosaic; each row is built from a few repeated tile runs, so it stays fast.
+
+    `reveal` < 1 draws only the top part and leaves the rest grey: a preview frame.
+    """
     palette = digest
     while len(palette) < TILES * TILES * 3 + 6:
         palette += hashlib.sha256(palette).digest()
@@ -79,10 +100,14 @@ def draw(width: int, height: int, digest: bytes, *, transparent: bool = False) -
     tiles = [palette[6 + 3 * i:9 + 3 * i] for i in range(TILES * TILES)]
     edges = [col * width // TILES for col in range(TILES + 1)]
     row_edges = [r * height // TILES for r in range(TILES + 1)]
-    channels = 4 if transparent else 3
+    grey_row = (bytes(PREVIEW_GREY) + (b"\xff" if transparent else b"")) * width
+    revealed = int(height * reveal)
 
     def rows():
         for y in range(height):
+            if y >= revealed:
+                yield grey_row
+                continue
             t = y / max(1, height - 1)
             shade = [int(top[c] * (1 - t) + bottom[c] * t) for c in range(3)]
             tile_row = min(TILES - 1, y * TILES // height)

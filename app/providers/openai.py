@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
-from app.errors import InvalidRequest, UpstreamError
+from app.errors import GatewayError, InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
 from app.media import EXTENSION_OF_MIME, PNG, sniff_mime_b64
 from app.providers.base import ProviderClient, b64encode
@@ -31,6 +32,7 @@ DALLE3_QUALITY = {"high": "hd", "hd": "hd", "medium": "standard", "low": "standa
 GPT_GENERATE = {"size", "quality", "background", "moderation", "output_format", "output_compression"}
 GPT_EDIT = {"size", "quality", "background", "output_format", "output_compression", "input_fidelity"}
 DALLE_PARAMS = {"size", "quality"}
+DALLE3_PARAMS = {"size", "quality", "style"}  # `style` comes from the Images API surface
 SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
 
 
@@ -64,10 +66,7 @@ class OpenAIClient(ProviderClient):
         return family(model) != DALLE3
 
     def generate(self, request: ImageRequest) -> ImageResult:
-        kind = family(request.model)
-        if len(request.prompt) > PROMPT_LIMITS[kind]:
-            raise InvalidRequest(f"{request.model} takes prompts of at most {PROMPT_LIMITS[kind]} characters",
-                                 param=request.prompt_param, code="prompt_too_long")
+        kind = self._check_prompt(request)
         fields, dropped = self.map_params(request, kind)
         if request.is_edit:
             answer = self._post("/images/edits", data=_form(fields), files=self._edit_files(request, kind))
@@ -76,6 +75,57 @@ class OpenAIClient(ProviderClient):
         result = self.to_result(answer)
         result.dropped = dropped
         return result
+
+    def generate_streaming(self, request: ImageRequest,
+                           on_partial: Callable[[int, GeneratedImage], None]) -> ImageResult:
+        """GPT image models with `partial_images` use OpenAI's streaming Images API (§A.5)."""
+        kind = self._check_prompt(request)
+        partials = request.params.get("partial_images", 0)
+        if kind != GPT or not partials:
+            return self.generate(request)
+        fields, dropped = self.map_params(request, kind)
+        fields.update(stream=True, partial_images=partials)
+        if request.is_edit:
+            events = self._post_events("/images/edits", data=_form(fields), files=self._edit_files(request, kind))
+        else:
+            events = self._post_events("/images/generations", json=fields)
+        result = ImageResult()
+        for event, data in events:
+            kind_of_event = (data.get("type") if isinstance(data, dict) else None) or event or ""
+            if not isinstance(data, dict) or "error" in data or kind_of_event == "error":
+                raise self._stream_error(data)
+            if kind_of_event.endswith(".partial_image"):
+                on_partial(int(data.get("partial_image_index") or 0), self._image(data))
+            elif kind_of_event.endswith(".completed"):
+                result.images.append(self._image(data))
+                result.usage = result.usage + usage(data.get("usage"))
+                result.quality = data.get("quality") or result.quality
+                result.background = data.get("background") or result.background
+        if not result.images:
+            raise UpstreamError("openai's image stream ended without a completed image", provider=self.name)
+        result.dropped = dropped
+        return result
+
+    def _check_prompt(self, request: ImageRequest) -> str:
+        kind = family(request.model)
+        if len(request.prompt) > PROMPT_LIMITS[kind]:
+            raise InvalidRequest(f"{request.model} takes prompts of at most {PROMPT_LIMITS[kind]} characters",
+                                 param=request.prompt_param, code="prompt_too_long")
+        return kind
+
+    def _image(self, event: dict) -> GeneratedImage:
+        b64 = event.get("b64_json") or ""
+        mime = sniff_mime_b64(b64)
+        if mime is None:
+            raise UpstreamError("openai streamed data that is not an image", provider=self.name)
+        return GeneratedImage(b64=b64, mime=mime)
+
+    def _stream_error(self, data) -> GatewayError:
+        """An error event inside a 200 stream: the caller's fault only when OpenAI says so."""
+        error = data.get("error") if isinstance(data, dict) else None
+        caller_types = ("invalid_request_error", "image_generation_user_error")
+        status = 400 if isinstance(error, dict) and error.get("type") in caller_types else 502
+        return self.error_for(status, data if isinstance(error, dict) else {"error": {"message": str(data)[:200]}})
 
     def map_params(self, request: ImageRequest, kind: str) -> tuple[dict, list[str]]:
         """The upstream body fields for this model, and the names of the parameters it cannot honour."""
@@ -91,7 +141,7 @@ class OpenAIClient(ProviderClient):
                 honoured = honoured - {"input_fidelity"}
         else:
             fields["response_format"] = "b64_json"  # dall-e answers with short-lived URLs otherwise
-            honoured = DALLE_PARAMS
+            honoured = DALLE3_PARAMS if kind == DALLE3 else DALLE_PARAMS
         if "size" in params:
             size = self.upstream_size(request.model, kind, params["size"], request.param_path("size"))
             if size:
@@ -103,7 +153,7 @@ class OpenAIClient(ProviderClient):
                 fields["quality"] = DALLE3_QUALITY[params["quality"]]
             elif kind == DALLE2 and params["quality"] not in ("auto", "standard"):
                 honoured = honoured - {"quality"}
-        for name in ("background", "moderation", "output_format", "output_compression", "input_fidelity"):
+        for name in ("background", "moderation", "output_format", "output_compression", "input_fidelity", "style"):
             if name in params and name in honoured:
                 fields[name] = params[name]
         dropped = sorted(p for p in params if p not in honoured and p not in SILENTLY_IGNORED)

@@ -111,8 +111,8 @@ def test_local_provider_through_the_sdk(sdk):
 def test_sdk_sees_openai_errors(sdk):
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.chat.completions.create(model="gpt-image-1", messages=[{"role": "user", "content": "x"}],
-                                    modalities=["image"], stream=True)
-    assert "streaming is not supported" in caught.value.message
+                                    modalities=["image"], n=11)
+    assert caught.value.body["param"] == "n"
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}],
                                     modalities=["image"])

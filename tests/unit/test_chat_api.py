@@ -74,11 +74,17 @@ def test_requests_that_do_not_ask_for_an_image_are_400_saying_how(post_chat, bod
     assert response.json["error"]["param"] == "modalities"
 
 
-def test_stream_true_is_a_clear_400_before_anything_streams(post_chat):
+def test_stream_true_answers_an_event_stream(post_chat):
     response = post_chat(chat_body(stream=True))
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.get_data().endswith(b"data: [DONE]\n\n")
+
+
+def test_stream_with_an_invalid_size_is_still_a_json_400(post_chat):
+    response = post_chat(chat_body(stream=True, tool={"size": "8x8"}))
     assert response.status_code == 400
     assert response.mimetype == "application/json"
-    assert response.json["error"]["message"].startswith("streaming is not supported for image generation yet")
 
 
 def test_prompt_is_the_last_user_message_text_parts_joined(post_chat, openai_up):
