@@ -12,6 +12,7 @@ from tests.support.openai_fake import openai_images
 from tests.support.openrouter_fake import openrouter_chat
 
 UPSTREAM_TIMEOUT = 3
+STREAM_KEEPALIVE = 0.5
 # base-URL paths the fakes are mounted under, as in production (".../v1", ".../api/v3", ...)
 OPENAI_PATH, ARK_PATH, OPENROUTER_PATH = "/v1", "/api/v3", "/api/v1"
 
@@ -55,6 +56,7 @@ def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **o
         "GEMINI_API_KEY": GEMINI_KEY,
         "GEMINI_BASE_URL": gemini_server.url,
         "GATEWAY_UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
+        "GATEWAY_STREAM_KEEPALIVE_SECONDS": str(STREAM_KEEPALIVE),
         "GATEWAY_ALLOW_PRIVATE_URLS": "true",
         **overrides,
     }

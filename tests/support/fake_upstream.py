@@ -77,7 +77,8 @@ class Reply:
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
-    # "reset": RST the connection; "truncate": declare more bytes than sent; "chunked": no Content-Length
+    # "reset": RST the connection; "truncate": declare more bytes than sent; "chunked": no Content-Length;
+    # "chunked_cut": chunked, then the connection closes before the final chunk (a stream cut mid-way)
     action: str | None = None
 
 
@@ -163,24 +164,29 @@ class FakeUpstream:
                 headers = {"Content-Type": content_type, **reply.headers}
                 for name, value in headers.items():
                     self.send_header(name, value)
-                if reply.action == "chunked":
+                if reply.action in ("chunked", "chunked_cut"):
                     self.send_header("Transfer-Encoding", "chunked")
                 else:
                     declared = len(payload) * 2 + 10 if reply.action == "truncate" else len(payload)
                     self.send_header("Content-Length", str(declared))
                 self.end_headers()
                 try:
-                    if reply.action == "chunked":
+                    if reply.action in ("chunked", "chunked_cut"):
                         for start in range(0, len(payload), 65536):
                             piece = payload[start:start + 65536]
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                        self.wfile.write(b"0\r\n\r\n")
+                            self.wfile.flush()
+                        if reply.action == "chunked":
+                            self.wfile.write(b"0\r\n\r\n")
+                        else:
+                            time.sleep(0.05)
+                            self.close_connection = True
                     else:
                         self.wfile.write(payload)
                     self.wfile.flush()
                 except OSError:
                     pass
-                if reply.action == "truncate":
+                if reply.action in ("truncate", "chunked_cut"):
                     self.close_connection = True
 
             do_GET = do_POST = _serve

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 from app.png import solid_png
@@ -21,6 +22,8 @@ def openai_images(request: Recorded) -> Reply:
     else:
         return Reply(404, json={"error": {"message": f"Unknown path {request.path}", "type": "invalid_request_error",
                                           "param": None, "code": None}})
+    if fields.get("stream") in (True, "true"):
+        return image_stream(request, fields)
     n = int(fields.get("n", 1))
     size = fields.get("size", "1024x1024")
     width, height = (16, 16) if size in (None, "auto") or "x" not in size else (
@@ -38,3 +41,21 @@ def openai_images(request: Recorded) -> Reply:
         answer["data"] = [{**item, "revised_prompt": "revised: " + fields["prompt"]} for item in answer["data"]]
         answer.pop("usage")
     return Reply(json=answer)
+
+
+def sse_event(kind: str, data: dict) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+def image_stream(request: Recorded, fields: dict) -> Reply:
+    """OpenAI's streaming Images API: `partial_images` preview events, then one completed event."""
+    prefix = "image_edit" if request.path.endswith("/images/edits") else "image_generation"
+    common = {"background": "opaque", "output_format": "png", "quality": "low", "size": "1024x1024",
+              "created_at": int(time.time())}
+    body = b"".join(sse_event(f"{prefix}.partial_image", {**common, "partial_image_index": i,
+                                                          "b64_json": image_b64(100 + i)})
+                    for i in range(int(fields.get("partial_images", 0))))
+    body += sse_event(f"{prefix}.completed", {**common, "b64_json": image_b64(0), "usage": {
+        "input_tokens": 9, "output_tokens": 272, "total_tokens": 281,
+        "input_tokens_details": {"text_tokens": 9, "image_tokens": 0}}})
+    return Reply(body=body, headers={"Content-Type": "text/event-stream"}, action="chunked")
