@@ -1,14 +1,346 @@
-"""ByteDance Doubao Seedream on Volcengine Ark: /images/generations for generation and edits (§C)."""
+"""Doubao Seedream / SeedEdit on Volcengine Ark: one /images/generations route for generation and edits (§C, §F)."""
 from __future__ import annotations
 
-from app.generation import ImageRequest, ImageResult
-from app.providers.base import ProviderClient
+import fnmatch
+import math
+from dataclasses import replace
+from typing import Any
+
+from app.config import ConfigError, ProviderSettings
+from app.downloads import Downloader
+from app.errors import InvalidRequest, UpstreamError
+from app.generation import GeneratedImage, ImageRef, ImageRequest, ImageResult, Usage
+from app.media import sniff_mime_b64, strip_data_url, to_data_url
+from app.providers.base import ErrorInfo, ProviderClient, b64encode
+from app.providers.sizes import QUALITY_TIER, nearest_aspect_ratio, parse_size
+
+GENERATIONS = "/images/generations"  # Ark has no /images/edits: input images ride in `image`
+
+# Model families, told apart by name; the first pattern that matches wins. Names matching none
+# (4.5, 5.0 and whatever comes next) get the newest rules: the minimum pixel count only grew so far.
+SEEDEDIT = "seededit-3.0"
+SEEDREAM_30 = "seedream-3.0-t2i"
+SEEDREAM_40 = "seedream-4.0"
+SEEDREAM_45 = "seedream-4.5+"
+FAMILY_PATTERNS = (("*seededit*", SEEDEDIT), ("*seedream-3-0-t2i*", SEEDREAM_30), ("*seedream-4-0*", SEEDREAM_40))
+# `sequential_image_generation` and `stream` exist from 4.0 on; older models may reject unknown keys
+SEQUENTIAL_FAMILIES = {SEEDREAM_40, SEEDREAM_45}
+# reference images per call (SeedEdit needs exactly one; 3.0 t2i takes none)
+MAX_INPUT_IMAGES = {SEEDREAM_30: 0, SEEDEDIT: 1, SEEDREAM_40: 10, SEEDREAM_45: 14}
+
+# Seedream 4.0 and later: WxH within 4096x4096 pixels, aspect ratio between 1:16 and 16:1
+MAX_PIXELS = 4096 * 4096
+MAX_RATIO = 16
+SIZE_STEP = 8  # sides of scaled-up sizes are rounded up to multiples of 8
+# Seedream 4.0: tiers 1K/2K/4K, WxH from 1280x720 pixels (smaller sizes are scaled up, ratio kept)
+V40_TIERS = ("1K", "2K", "4K")
+V40_MIN_PIXELS = 1280 * 720
+# Seedream 4.5+: tiers 2K/4K only, WxH from about 2560x1440 pixels
+V45_TIERS = ("2K", "4K")
+V45_MIN_PIXELS = 2560 * 1440
+V45_SMALLEST_TIER = "2K"  # what 1K becomes: same "ratio from the prompt" meaning, the least pixels allowed
+# smaller sizes become the recommended 2K pair of the nearest aspect ratio (all at or above the minimum)
+RECOMMENDED_2K = {"1:1": "2048x2048", "4:3": "2304x1728", "3:4": "1728x2304", "16:9": "2560x1440",
+                  "9:16": "1440x2560", "3:2": "2496x1664", "2:3": "1664x2496", "21:9": "3024x1296"}
+# Seedream 3.0 t2i: WxH with each side 512-2048 (shorter sides scaled up, ratio kept); no 4K
+V30_MIN_SIDE, V30_MAX_SIDE = 512, 2048
+V30_TIERS = {"1K": "1024x1024", "2K": "2048x2048"}
+# SeedEdit keeps the input image's size
+SEEDEDIT_SIZE = "adaptive"
+
+VALID_SIZES = {
+    SEEDREAM_40: "auto, 1K, 2K, 4K, or WIDTHxHEIGHT of at most 4096x4096 pixels with an aspect ratio between "
+                 "1:16 and 16:1 (sizes under 1280x720 pixels are scaled up, keeping the ratio)",
+    SEEDREAM_45: "auto, 2K, 4K (1K is sent as 2K), or WIDTHxHEIGHT of at most 4096x4096 pixels with an aspect "
+                 "ratio between 1:16 and 16:1 (sizes under 2560x1440 pixels become the recommended 2K size of "
+                 "the nearest aspect ratio)",
+    SEEDREAM_30: "auto, 1K (1024x1024), 2K (2048x2048), or WIDTHxHEIGHT with both sides from 512 to 2048 "
+                 "(shorter sides are scaled up, keeping the ratio)",
+}
+
+# Seedream has no quality knob; the gateway's policy spends quality on resolution (when no size was
+# given), capped at what the family makes. SeedEdit's size is fixed, so it cannot honour quality.
+QUALITY_TIERS = {
+    SEEDREAM_40: QUALITY_TIER,
+    SEEDREAM_45: {**QUALITY_TIER, "low": "2K", "standard": "2K", "auto": "2K"},
+    SEEDREAM_30: {**QUALITY_TIER, "high": "2K", "hd": "2K"},
+}
+
+# only Seedream 5.0 chooses its output format; the others always make JPEG
+OUTPUT_FORMAT_PATTERNS = ("*seedream-5-0*",)
+OUTPUT_FORMATS = ("png", "jpeg")
+SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
+
+WATERMARK_OPTION, WATERMARK_VARIABLE = "watermark", "ARK_WATERMARK"
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+              "off": False, "": False}
+
+# Ark's error `type` (or code) words -> HTTP status, for errors found inside 200 answers
+STATUS_OF_ERROR_WORD = {"BadRequest": 400, "Unauthorized": 401, "AuthenticationError": 401, "Forbidden": 403,
+                        "AccessDenied": 403, "NotFound": 404, "TooManyRequests": 429, "RateLimitExceeded": 429,
+                        "QuotaExceeded": 429, "InternalServiceError": 500, "ServiceUnavailable": 503,
+                        "ServerOverloaded": 503}
+SENSITIVE_MARKER = "SensitiveContentDetected"  # Input/Output{Text,Image}SensitiveContentDetected[.suffix]
+
+
+def family(model: str) -> str:
+    for pattern, name in FAMILY_PATTERNS:
+        if fnmatch.fnmatchcase(model, pattern):
+            return name
+    return SEEDREAM_45
+
+
+def takes_output_format(model: str) -> bool:
+    return any(fnmatch.fnmatchcase(model, pattern) for pattern in OUTPUT_FORMAT_PATTERNS)
+
+
+def is_sensitive(code: str | None) -> bool:
+    return bool(code) and SENSITIVE_MARKER in code
 
 
 class ArkClient(ProviderClient):
+    """Seedream 3.0/4.0/4.5/5.0 and SeedEdit 3.0. No native `n`: the gateway fans out single-image calls."""
+
     name = "ark"
     model_patterns = ("doubao-*", "seedream-*", "seededit-*")
-    known_models = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128")
+    known_models = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128", "doubao-seedream-5-0-260128",
+                    "doubao-seedream-3-0-t2i-250415", "doubao-seededit-3-0-i2i-250628")
+
+    def __init__(self, settings: ProviderSettings, downloader: Downloader, **kwargs):
+        super().__init__(settings, downloader, **kwargs)
+        self.default_watermark = parse_flag(settings.options.get(WATERMARK_OPTION), WATERMARK_VARIABLE)
 
     def generate(self, request: ImageRequest) -> ImageResult:
-        raise NotImplementedError
+        body, dropped = self.map_params(request)
+        result = self.to_result(self._post(GENERATIONS, json=body))
+        result.dropped = dropped
+        return result
+
+    def map_params(self, request: ImageRequest) -> tuple[dict, list[str]]:
+        """The upstream body for one image, and the names of the parameters Ark cannot honour.
+
+        Everything the caller can fix is checked here, before any upstream call.
+        """
+        if request.mask is not None:
+            raise InvalidRequest(f"{request.model} cannot edit with a mask (Seedream has no inpainting); "
+                                 "remove input_image_mask and describe the change in the prompt",
+                                 param=request.mask.param)
+        kind = family(request.model)
+        params = request.params
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        image = self.image_field(request, kind)
+        if image is not None:
+            body["image"] = image
+        size, honoured = self.size_and_quality(request, kind)
+        if size is not None:
+            body["size"] = size
+        if params.get("output_format") in OUTPUT_FORMATS and takes_output_format(request.model):
+            body["output_format"] = params["output_format"]
+            honoured.add("output_format")
+        if kind in SEQUENTIAL_FAMILIES:
+            body["sequential_image_generation"] = "disabled"  # exactly one image per call
+            body["stream"] = False
+        body["response_format"] = "b64_json"  # otherwise a 24-hour URL we would have to download
+        # upstream default is on, so it is always sent: an omitted false would still watermark
+        body["watermark"] = params.get("watermark", self.default_watermark)
+        honoured.add("watermark")
+        dropped = sorted(p for p in params if p not in honoured and p not in SILENTLY_IGNORED)
+        return body, dropped
+
+    def image_field(self, request: ImageRequest, kind: str) -> str | list[str] | None:
+        """Input images as Ark takes them: one string, or a list when several; None for none."""
+        refs = request.images
+        if kind == SEEDREAM_30 and refs:
+            raise InvalidRequest(f"{request.model} makes images from text only; use a Seedream 4 model or "
+                                 "SeedEdit to work from an input image", param=refs[0].param)
+        if kind == SEEDEDIT and len(refs) != 1:
+            raise InvalidRequest(f"{request.model} edits exactly one input image (an image_url part of the last "
+                                 f"user message), got {len(refs)}",
+                                 param=refs[1].param if refs else request.prompt_param)
+        limit = MAX_INPUT_IMAGES[kind]
+        if len(refs) > limit:
+            raise InvalidRequest(f"{request.model} takes at most {limit} input image(s), got {len(refs)}",
+                                 param=refs[limit].param)
+        urls = [image_url(ref) for ref in refs]
+        if not urls:
+            return None
+        return urls[0] if len(urls) == 1 else urls
+
+    def size_and_quality(self, request: ImageRequest, kind: str) -> tuple[str | None, set[str]]:
+        """The upstream `size` (None: Ark's default), and which of size/quality that honours."""
+        size = request.params.get("size", "auto")
+        quality = request.params.get("quality")
+        if kind == SEEDEDIT:
+            honoured = {"size"} if size == "auto" else set()
+            if quality == "auto":
+                honoured.add("quality")
+            return SEEDEDIT_SIZE, honoured
+        honoured = {"size"}
+        if quality is not None and size == "auto":
+            size = QUALITY_TIERS[kind][quality]
+            honoured.add("quality")
+        elif quality == "auto":
+            honoured.add("quality")  # 'auto' next to an explicit size asks for nothing we ignore
+        try:
+            return upstream_size(kind, size), honoured
+        except ValueError:
+            raise InvalidRequest(f"{request.model} does not make {size} images; valid sizes: {VALID_SIZES[kind]}",
+                                 param=request.param_path("size"), code="unsupported_size") from None
+
+    # ----- hooks -----
+
+    def error_details(self, body: Any, status: int) -> ErrorInfo:
+        """Ark's envelope: `code` is a word (InvalidParameter); `type` (BadRequest) stands in when it is missing."""
+        info = super().error_details(body, status)
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and info.code is None and isinstance(error.get("type"), str):
+            info = replace(info, code=error["type"])
+        if is_sensitive(info.code):
+            info = replace(info, status=400)  # a moderation refusal is the caller's to fix, whatever the wrapper
+        return info
+
+    # ----- the answer -----
+
+    def to_result(self, answer: Any) -> ImageResult:
+        if not isinstance(answer, dict):
+            raise UpstreamError("ark answered with something other than a JSON object", provider=self.name,
+                                code="no_image_generated")
+        if isinstance(answer.get("error"), dict):
+            raise self.error_for(status_of(answer["error"]), answer)
+        items = answer.get("data")
+        images: list[GeneratedImage] = []
+        blocked: list[str] = []
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("error"), dict):
+                blocked.append(self.blocked_reason(item["error"]))
+                continue
+            image = self.image_of(item)
+            if image is not None:
+                images.append(image)
+        if not images and not blocked:
+            raise UpstreamError("ark answered without an image", provider=self.name, code="no_image_generated")
+        return ImageResult(images=images, text=" ".join(blocked) or None,
+                           finish_reason="content_filter" if blocked else "stop", usage=usage(answer.get("usage")))
+
+    def image_of(self, item: dict) -> GeneratedImage | None:
+        b64 = item.get("b64_json")
+        if isinstance(b64, str) and b64:
+            b64 = strip_data_url(b64)
+            mime = sniff_mime_b64(b64)
+        elif isinstance(item.get("url"), str) and item["url"]:
+            data, mime = self.download_result(item["url"])
+            b64 = b64encode(data)
+        else:
+            return None
+        if mime is None:
+            raise UpstreamError("ark answered with data that is not an image", provider=self.name)
+        return GeneratedImage(b64=b64, mime=mime)
+
+    def blocked_reason(self, error: dict) -> str:
+        """Explanation for an image Ark withheld for safety; any other per-image failure is a 502."""
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        message = self.redact(str(error["message"])) if error.get("message") else None
+        said = f": {message}" if message else ""
+        if not is_sensitive(code):
+            raise UpstreamError(f"ark failed to generate the image ({code or 'no code'}){said}", provider=self.name,
+                                code=code)
+        return f"ark withheld the image: its content checks blocked it ({code}){said}"
+
+
+def upstream_size(kind: str, size: str) -> str | None:
+    """Spell a client size for this family; None leaves the size to Ark. ValueError when it cannot be made."""
+    if size == "auto":
+        return None
+    if kind == SEEDREAM_30:
+        return V30_TIERS[size] if size in V30_TIERS else _size_30(_dimensions(size))
+    if kind == SEEDREAM_40:
+        if size in V40_TIERS:
+            return size
+        width, height = _free_size(_dimensions(size))
+        if width * height < V40_MIN_PIXELS:
+            width, height = _scale_to_pixels(width, height, V40_MIN_PIXELS)
+        return f"{width}x{height}"
+    if size in V45_TIERS:
+        return size
+    if size == "1K":
+        return V45_SMALLEST_TIER
+    width, height = _free_size(_dimensions(size))
+    if width * height < V45_MIN_PIXELS:
+        return RECOMMENDED_2K[nearest_aspect_ratio(width, height, tuple(RECOMMENDED_2K))]
+    return f"{width}x{height}"
+
+
+def _dimensions(size: str) -> tuple[int, int]:
+    dims = parse_size(size)
+    if dims is None or 0 in dims:
+        raise ValueError(size)
+    return dims
+
+
+def _free_size(dims: tuple[int, int]) -> tuple[int, int]:
+    width, height = dims
+    if width * height > MAX_PIXELS or max(width, height) > MAX_RATIO * min(width, height):
+        raise ValueError(dims)
+    return width, height
+
+
+def _scale_to_pixels(width: int, height: int, pixels: int) -> tuple[int, int]:
+    """The smallest size of (about) the same ratio with at least `pixels` pixels, sides multiples of SIZE_STEP."""
+    factor = math.sqrt(pixels / (width * height))
+    # the tolerance keeps an exact fit (512x512 -> 960x960) from being pushed up by float noise
+    scaled = [math.ceil(side * factor / SIZE_STEP - 1e-9) * SIZE_STEP for side in (width, height)]
+    while scaled[0] * scaled[1] < pixels:
+        shorter = 0 if scaled[0] <= scaled[1] else 1
+        scaled[shorter] += SIZE_STEP
+    return scaled[0], scaled[1]
+
+
+def _size_30(dims: tuple[int, int]) -> str:
+    width, height = dims
+    if max(width, height) > V30_MAX_SIDE:
+        raise ValueError(dims)
+    if min(width, height) < V30_MIN_SIDE:
+        factor = V30_MIN_SIDE / min(width, height)
+        width, height = (math.ceil(side * factor / SIZE_STEP - 1e-9) * SIZE_STEP for side in (width, height))
+        if max(width, height) > V30_MAX_SIDE:
+            raise ValueError(dims)
+    return f"{width}x{height}"
+
+
+def image_url(ref: ImageRef) -> str:
+    """http(s) URLs go as given (Ark fetches them); data URLs are re-labelled with the sniffed type."""
+    if ref.is_remote:
+        return ref.url
+    return to_data_url(b64encode(ref.data), ref.mime.lower())
+
+
+def status_of(error: dict) -> int:
+    """HTTP status an error inside a 200 answer stands for, from its type (or code) word; 400 when unknown."""
+    for key in ("type", "code"):
+        word = error.get(key)
+        if isinstance(word, str) and word.split(".")[0] in STATUS_OF_ERROR_WORD:
+            return STATUS_OF_ERROR_WORD[word.split(".")[0]]
+    return 400
+
+
+def usage(raw: Any) -> Usage:
+    """Ark counts output tokens and images, no prompt tokens (§F.4); generated_images stays as an extra."""
+    if not isinstance(raw, dict):
+        return Usage()
+    extra = {"generated_images": raw["generated_images"]} if _is_int(raw.get("generated_images")) else {}
+    return Usage(completion_tokens=raw["output_tokens"] if _is_int(raw.get("output_tokens")) else 0,
+                 total_tokens=raw["total_tokens"] if _is_int(raw.get("total_tokens")) else 0, extra=extra)
+
+
+def parse_flag(raw: str | None, variable: str) -> bool:
+    """A boolean setting; unset or empty is False, anything unrecognised stops the service."""
+    word = (raw or "").strip().lower()
+    if word not in FLAG_WORDS:
+        raise ConfigError(f"{variable} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+    return FLAG_WORDS[word]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

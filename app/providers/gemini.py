@@ -1,14 +1,392 @@
-"""Google Gemini Developer API: generateContent with image output (§E)."""
+"""Google Gemini Developer API: generateContent with image output, and Imagen's legacy :predict (§E, §F)."""
 from __future__ import annotations
 
-from app.generation import ImageRequest, ImageResult
-from app.providers.base import ProviderClient
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+from app.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
+from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage, merge
+from app.media import sniff_mime_b64
+from app.providers.base import ErrorInfo, ProviderClient, b64encode
+from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
+
+API_VERSION = "v1beta"
+GENERATE = "generateContent"
+PREDICT = "predict"
+IMAGEN_PREFIX = "imagen-"
+RESPONSE_MODALITIES = ["TEXT", "IMAGE"]
+DEFAULT_TIER = "1K"  # what Gemini and Imagen make when no size tier is sent
+
+# imageConfig.imageSize exists for the gemini-3 image models only; 2.5-flash makes 1K and nothing else
+GEMINI_TIERED_MARKER = "gemini-3"
+IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+IMAGEN_TIERS = ("1K", "2K")
+IMAGEN_UNTIERED_PREFIX = "imagen-3"  # Imagen 3 rejects sampleImageSize
+IMAGEN_MAX_SAMPLES = 4  # sampleCount per :predict call; larger n is split into parallel calls
+IMAGEN_MIME = {"png": "image/png", "jpeg": "image/jpeg"}  # Imagen writes no webp
+
+GEMINI_HONOURED = {"size", "quality"}
+IMAGEN_HONOURED = {"size", "quality", "output_format", "output_compression"}
+SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
+
+SYSTEM_ROLES = ("system", "developer")
+CONTENT_ROLES = {"user": "user", "assistant": "model"}  # `tool` messages have no Gemini meaning here
+
+# finish reasons that mean "Google withheld the picture": answered as content_filter, not as an error
+BLOCK_FINISH_REASONS = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST",
+                        "SPII", "RECITATION", "IMAGE_RECITATION"}
+TRUNCATED = "MAX_TOKENS"
+TEXT_EXCERPT = 300  # how much of the model's own words a "no image" error quotes
+
+# Google reports a bad key as HTTP 400 INVALID_ARGUMENT; these say the key, not the caller, is wrong
+KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED"}
+KEY_MESSAGES = ("API key not valid", "API key expired")
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def is_imagen(model: str) -> bool:
+    return model.startswith(IMAGEN_PREFIX)
+
+
+def size_tiers(model: str) -> tuple[str, ...]:
+    """The resolution tiers a model makes; with a single tier there is no knob to send."""
+    if is_imagen(model):
+        return (DEFAULT_TIER,) if model.startswith(IMAGEN_UNTIERED_PREFIX) else IMAGEN_TIERS
+    return TIERS if GEMINI_TIERED_MARKER in model else (DEFAULT_TIER,)
 
 
 class GeminiClient(ProviderClient):
     name = "gemini"
     model_patterns = ("gemini-*", "imagen-*")
-    known_models = ("gemini-2.5-flash-image",)
+    known_models = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview",
+                    "imagen-4.0-generate-001")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.settings.api_key or ""}
+
+    def supports_n(self, model: str) -> bool:
+        return is_imagen(model)  # generateContent makes one picture per call: the gateway fans out
 
     def generate(self, request: ImageRequest) -> ImageResult:
-        raise NotImplementedError
+        if request.mask is not None:
+            raise InvalidRequest(f"{request.model} cannot use an inpainting mask (Gemini has no mask input); "
+                                 "describe the change in the prompt instead", param=request.mask.param)
+        if is_imagen(request.model):
+            return self.generate_imagen(request)
+        body, dropped = self.generate_body(request)
+        result = self.to_result(self._post(self.path(request.model, GENERATE), json=body))
+        result.dropped = dropped
+        return result
+
+    def path(self, model: str, method: str) -> str:
+        # tolerate a GEMINI_BASE_URL that already ends with the API version
+        version = "" if self.settings.base_url.endswith("/" + API_VERSION) else "/" + API_VERSION
+        return f"{version}/models/{quote(model, safe='')}:{method}"
+
+    # ----- generateContent -----
+
+    def generate_body(self, request: ImageRequest) -> tuple[dict, list[str]]:
+        """The generateContent body, and the names of the parameters this model cannot honour."""
+        contents, system = self.contents(request)
+        image_config, unhonoured = self.image_config(request)
+        config: dict[str, Any] = {"responseModalities": list(RESPONSE_MODALITIES)}
+        if image_config:
+            config["imageConfig"] = image_config
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+        body["generationConfig"] = config
+        return body, _dropped(request.params, GEMINI_HONOURED, unhonoured)
+
+    def contents(self, request: ImageRequest) -> tuple[list[dict], list[str]]:
+        """The conversation as Gemini turns, and the system/developer texts for systemInstruction."""
+        if not request.messages:  # a surface without a conversation: the prompt and its images
+            parts = [{"text": request.prompt}] + [_inline(*self.fetch_image(ref)) for ref in request.images]
+            return [{"role": "user", "parts": parts}], []
+        messages = request.messages
+        # the prompt is the last user message: model turns after it would be continued, not answered
+        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages))
+        contents, system = [], []
+        for index, message in enumerate(messages):
+            role = message["role"]
+            if role in SYSTEM_ROLES:
+                text = _text_of(message.get("content"))
+                if text:
+                    system.append(text)
+            elif role in CONTENT_ROLES and index <= last_user:
+                parts = self.parts(message.get("content"), index)
+                if parts:
+                    contents.append({"role": CONTENT_ROLES[role], "parts": parts})
+        return contents, system
+
+    def parts(self, content: Any, index: int) -> list[dict]:
+        if isinstance(content, str):
+            return [{"text": content}] if content else []
+        parts = []
+        for part_index, part in enumerate(content or []):
+            if part["type"] == "text" and part["text"]:
+                parts.append({"text": part["text"]})
+            elif part["type"] == "image_url":
+                param = f"messages[{index}].content[{part_index}].image_url.url"
+                parts.append(_inline(*self.image_from_url(part["image_url"]["url"], param)))
+        return parts
+
+    def image_config(self, request: ImageRequest,
+                     ratios: tuple[str, ...] = ASPECT_RATIOS) -> tuple[dict, set[str]]:
+        """aspectRatio from a WxH size, the resolution tier from quality or a tier size (§F.1, §F.2).
+
+        Field names are Gemini's; Imagen's caller renames them. Returns the fields and the names of
+        the parameters whose tier this model cannot make.
+        """
+        params = request.params
+        fields: dict[str, str] = {}
+        dimensions = parse_size(params.get("size", "auto"))
+        if dimensions:
+            fields["aspectRatio"] = nearest_aspect_ratio(*dimensions, ratios)
+        tier, asked_by, unhonoured = _wanted_tier(params)
+        tiers = size_tiers(request.model)
+        if tier in tiers:
+            if len(tiers) > 1:
+                fields["imageSize"] = tier
+        elif tier is not None:
+            unhonoured.add(asked_by)
+        return fields, unhonoured
+
+    def to_result(self, answer: Any) -> ImageResult:
+        """A generateContent answer as an ImageResult; blocks become content_filter, no picture a 502."""
+        if not isinstance(answer, dict):
+            raise UpstreamError("gemini answered with something other than a JSON object", provider=self.name)
+        usage = gemini_usage(answer.get("usageMetadata"))
+        feedback = answer.get("promptFeedback") if isinstance(answer.get("promptFeedback"), dict) else {}
+        if feedback.get("blockReason"):
+            text = _explain("blocked the prompt", f"blockReason {feedback['blockReason']}",
+                            feedback.get("blockReasonMessage"))
+            return ImageResult(text=text, finish_reason="content_filter", usage=usage)
+        candidates = answer.get("candidates")
+        if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+            raise UpstreamError("gemini answered without a candidate", provider=self.name)
+        candidate = candidates[0]
+        reason = str(candidate.get("finishReason") or "FINISH_REASON_UNSPECIFIED")
+        images, said = self.read_parts(candidate.get("content"))
+        text = "\n".join(said) or None
+        if reason in BLOCK_FINISH_REASONS:
+            explained = _explain("withheld the image", f"finishReason {reason}", candidate.get("finishMessage"))
+            return ImageResult(text="\n".join(filter(None, (explained, text))), finish_reason="content_filter",
+                               usage=usage)
+        if not images:
+            raise self.no_image(reason, text or candidate.get("finishMessage"))
+        return ImageResult(images=images, text=text, usage=usage,
+                           finish_reason="length" if reason == TRUNCATED else "stop")
+
+    def read_parts(self, content: Any) -> tuple[list[GeneratedImage], list[str]]:
+        """Images and text of a candidate; `thought` parts are the model's drafts and are skipped."""
+        parts = content.get("parts") if isinstance(content, dict) else None
+        images, said = [], []
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict) or part.get("thought"):
+                continue
+            blob = part.get("inlineData") or part.get("inline_data")
+            if isinstance(blob, dict) and blob.get("data"):
+                images.append(self.image(blob["data"], blob.get("mimeType") or blob.get("mime_type")))
+            elif isinstance(part.get("text"), str) and part["text"]:
+                said.append(part["text"])
+        return images, said
+
+    def image(self, b64: Any, declared: Any) -> GeneratedImage:
+        mime = sniff_mime_b64(b64) if isinstance(b64, str) else None
+        if mime is None:
+            raise UpstreamError(f"gemini answered with data that is not an image (declared {declared or 'nothing'})",
+                                provider=self.name)
+        return GeneratedImage(b64=b64, mime=mime)
+
+    def no_image(self, reason: str, text: str | None) -> UpstreamError:
+        said = ""
+        if text:
+            excerpt = text if len(text) <= TEXT_EXCERPT else text[:TEXT_EXCERPT] + "…"
+            said = f"; the model said: {excerpt}"
+        return UpstreamError(self.redact(f"gemini made no image (finishReason {reason}){said}"),
+                             provider=self.name, code="no_image_generated")
+
+    # ----- Imagen :predict (§E.5) -----
+
+    def generate_imagen(self, request: ImageRequest) -> ImageResult:
+        if request.images:
+            raise InvalidRequest(f"{request.model} makes images from text only; use a gemini image model "
+                                 "(gemini-2.5-flash-image, gemini-3-pro-image-preview) to edit images",
+                                 param=request.images[0].param)
+        parameters, dropped = self.imagen_parameters(request)
+        counts = [min(IMAGEN_MAX_SAMPLES, request.n - start) for start in range(0, request.n, IMAGEN_MAX_SAMPLES)]
+        if len(counts) == 1:
+            result = self.predict(request, parameters, counts[0])
+        else:
+            with ThreadPoolExecutor(max_workers=len(counts), thread_name_prefix="imagen") as pool:
+                results = pool.map(lambda count: self.predict(request, parameters, count), counts)
+                result = merge([part.attach_text() for part in results])
+        result.dropped = dropped
+        return result
+
+    def imagen_parameters(self, request: ImageRequest) -> tuple[dict, list[str]]:
+        params = request.params
+        fields, unhonoured = self.image_config(request, ratios=IMAGEN_RATIOS)
+        parameters: dict[str, Any] = {"includeRaiReason": True}  # so filtered samples say why
+        if "aspectRatio" in fields:
+            parameters["aspectRatio"] = fields["aspectRatio"]
+        if "imageSize" in fields:
+            parameters["sampleImageSize"] = fields["imageSize"]
+        output = {}
+        if params.get("output_format") in IMAGEN_MIME:
+            output["mimeType"] = IMAGEN_MIME[params["output_format"]]
+            if "output_compression" in params:  # the schema allows it with jpeg or webp only
+                output["compressionQuality"] = params["output_compression"]
+        elif "output_format" in params:
+            unhonoured |= {"output_format", "output_compression"} & set(params)
+        if output:
+            parameters["outputOptions"] = output
+        return parameters, _dropped(params, IMAGEN_HONOURED, unhonoured)
+
+    def predict(self, request: ImageRequest, parameters: dict, count: int) -> ImageResult:
+        body = {"instances": [{"prompt": request.prompt}], "parameters": {"sampleCount": count, **parameters}}
+        return self.imagen_result(self._post(self.path(request.model, PREDICT), json=body))
+
+    def imagen_result(self, answer: Any) -> ImageResult:
+        predictions = answer.get("predictions") if isinstance(answer, dict) else None
+        images, filtered = [], []
+        for item in predictions if isinstance(predictions, list) else []:
+            if not isinstance(item, dict):
+                continue
+            if item.get("bytesBase64Encoded"):
+                images.append(self.image(item["bytesBase64Encoded"], item.get("mimeType")))
+            elif item.get("raiFilteredReason"):
+                filtered.append(str(item["raiFilteredReason"]))
+        usage = Usage(extra={"generated_images": len(images)})
+        if not filtered:
+            if not images:
+                raise UpstreamError("gemini (Imagen) answered without an image", provider=self.name,
+                                    code="no_image_generated")
+            return ImageResult(images=images, usage=usage)
+        # some or all samples were filtered: say so, and keep the pictures that were made
+        text = _explain("filtered " + (f"{len(filtered)} of {len(filtered) + len(images)} images"
+                                       if images else "the images"), "raiFilteredReason", "; ".join(filtered))
+        return ImageResult(images=images, text=text, finish_reason="content_filter", usage=usage)
+
+    # ----- errors (§E.4) -----
+
+    def error_details(self, body: Any, status: int) -> ErrorInfo:
+        """Google's envelope: message, status word as code; a bad key re-classified as 401."""
+        error = _error_object(body)
+        if error is None:
+            return super().error_details(body, status)
+        word = error.get("status") if isinstance(error.get("status"), str) else None
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        reasons = {detail.get("reason") for detail in _details(error, ERROR_INFO_TYPE)}
+        bad_key = (bool(reasons & KEY_REASONS) or word == "UNAUTHENTICATED"
+                   or any(text in (message or "") for text in KEY_MESSAGES))
+        # PERMISSION_DENIED stays 403: the base then keeps Google's reason (API disabled, key blocked)
+        return ErrorInfo(message=message, code=word, status=401 if bad_key else None)
+
+    def error_for(self, status: int, body: Any, retry_after_seconds: float | None = None) -> GatewayError:
+        """The base mapping, plus Google's statuses whose meaning the HTTP code alone does not carry."""
+        error = _error_object(body) or {}
+        word = error.get("status")
+        message = self.redact(error["message"]) if isinstance(error.get("message"), str) else None
+        said = f": {message}" if message else ""
+        if word == "DEADLINE_EXCEEDED" or status == 504:
+            return UpstreamTimeout(f"gemini ran out of time (HTTP {status}){said}", provider=self.name)
+        if word == "NOT_FOUND":
+            return ModelNotFound(f"gemini does not serve this model{said}", param="model", provider=self.name)
+        if word == "FAILED_PRECONDITION":  # region or billing of the gateway's account: not the caller's fault
+            return UpstreamError(f"gemini cannot serve the gateway's account (FAILED_PRECONDITION){said}; "
+                                 f"the operator should check the project behind {self.settings.key_variable}",
+                                 provider=self.name, code="upstream_precondition_failed")
+        if retry_after_seconds is None:
+            retry_after_seconds = _retry_delay(error)
+        return super().error_for(status, body, retry_after_seconds)
+
+
+def gemini_usage(raw: Any) -> Usage:
+    """usageMetadata in chat terms (§F.4): thoughts count as completion, modalities as details."""
+    if not isinstance(raw, dict):
+        return Usage()
+    thoughts = _int(raw.get("thoughtsTokenCount"))
+    completion_details = _modalities(raw.get("candidatesTokensDetails"))
+    if thoughts:
+        completion_details["reasoning_tokens"] = thoughts
+    prompt_details = _modalities(raw.get("promptTokensDetails"))
+    if _int(raw.get("cachedContentTokenCount")):
+        prompt_details["cached_tokens"] = _int(raw.get("cachedContentTokenCount"))
+    return Usage(
+        prompt_tokens=_int(raw.get("promptTokenCount")),
+        completion_tokens=_int(raw.get("candidatesTokenCount")) + thoughts,
+        total_tokens=_int(raw.get("totalTokenCount")),
+        prompt_details=prompt_details,
+        completion_details=completion_details,
+    )
+
+
+def _modalities(details: Any) -> dict[str, int]:
+    """[{modality: TEXT, tokenCount: 12}, ...] -> {"text_tokens": 12, ...}."""
+    out: dict[str, int] = {}
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("modality"), str):
+            key = item["modality"].lower() + "_tokens"
+            out[key] = out.get(key, 0) + _int(item.get("tokenCount"))
+    return out
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _wanted_tier(params: dict) -> tuple[str | None, str | None, set[str]]:
+    """The resolution tier asked for, which parameter asked, and a quality an explicit tier size overrode."""
+    size, quality = params.get("size"), params.get("quality")
+    quality_tier = QUALITY_TIER.get(quality) if quality not in (None, "auto") else None
+    if size in TIERS:
+        overridden = {"quality"} if quality_tier and quality_tier != size else set()
+        return size, "size", overridden
+    return quality_tier, ("quality" if quality_tier else None), set()
+
+
+def _dropped(params: dict, honoured: set[str], unhonoured: set[str]) -> list[str]:
+    return sorted(p for p in params if (p not in honoured or p in unhonoured) and p not in SILENTLY_IGNORED)
+
+
+def _inline(data: bytes, mime: str) -> dict:
+    return {"inlineData": {"mimeType": mime, "data": b64encode(data)}}
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content or [] if part["type"] == "text" and part["text"])
+
+
+def _explain(what: str, reason: str, detail: Any) -> str:
+    text = f"gemini {what} ({reason})"
+    return f"{text}: {detail}" if isinstance(detail, str) and detail else text
+
+
+def _error_object(body: Any) -> dict | None:
+    # some Google front ends wrap the envelope in a one-element list
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _details(error: dict, kind: str) -> list[dict]:
+    details = error.get("details")
+    return [d for d in details if isinstance(d, dict) and d.get("@type") == kind] if isinstance(details, list) else []
+
+
+def _retry_delay(error: dict) -> float | None:
+    """Seconds from a RetryInfo detail ("37s"): Google's quota errors carry it instead of Retry-After."""
+    for detail in _details(error, RETRY_INFO_TYPE):
+        match = _SECONDS.match(str(detail.get("retryDelay", "")))
+        if match:
+            return float(match.group(1))
+    return None
