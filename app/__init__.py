@@ -1,36 +1,48 @@
-"""The image-generation gateway: an OpenAI-compatible chat-completions front for image providers."""
+"""The image-generation gateway: an OpenAI-compatible chat-completions front for image providers.
+
+This package module stays import-light on purpose: gunicorn imports `app.gunicorn_conf`, which
+imports this file first, and the metrics directory must be set before prometheus_client loads.
+"""
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from app.auth import KeyChecker
-from app.config import Settings
-from app.downloads import Downloader, DownloadPolicy
-from app.providers.registry import Router
+    from app.auth import KeyChecker
+    from app.config import Settings
+    from app.downloads import Downloader
+    from app.providers.registry import Router
 
 
 @dataclass
 class Gateway:
     """Per-app state built once by the factory: settings, client keys, provider clients."""
 
-    settings: Settings
-    keys: KeyChecker
-    router: Router
-    downloader: Downloader
+    settings: "Settings"
+    keys: "KeyChecker"
+    router: "Router"
+    downloader: "Downloader"
     started: int
 
 
-def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
+    from flask import Flask
+
+    from app import api, errors, request_log
+    from app.auth import KeyChecker
+    from app.config import Settings
+    from app.downloads import Downloader, DownloadPolicy
+    from app.providers.registry import Router
+
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
     downloader = Downloader(DownloadPolicy(
         max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
         connect_timeout=settings.connect_timeout, allow_private=settings.allow_private_urls))
@@ -42,8 +54,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         started=int(time.time()),
     )
     logging.getLogger("gateway").setLevel(settings.log_level)
-
-    from app import api, errors
+    request_log.init_app(app)
     errors.init_app(app)
     api.init_app(app)
     return app

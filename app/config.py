@@ -68,6 +68,8 @@ class Settings:
     fanout_threads: int = DEFAULT_FANOUT_THREADS
     stream_keepalive: float = DEFAULT_STREAM_KEEPALIVE
     default_image_model: str = DEFAULT_IMAGE_MODEL
+    log_prompts: bool = False
+    metrics_token: str | None = None
     port: int = DEFAULT_PORT
     web_concurrency: int = DEFAULT_WEB_CONCURRENCY
     threads: int = DEFAULT_THREADS
@@ -116,6 +118,8 @@ class Settings:
             fanout_threads=int(env.number("GATEWAY_FANOUT_THREADS", DEFAULT_FANOUT_THREADS, minimum=1)),
             stream_keepalive=env.number("GATEWAY_STREAM_KEEPALIVE_SECONDS", DEFAULT_STREAM_KEEPALIVE, minimum=0.05),
             default_image_model=env.text("GATEWAY_DEFAULT_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
+            log_prompts=env.flag("GATEWAY_LOG_PROMPTS", False),
+            metrics_token=env.text("GATEWAY_METRICS_TOKEN") or None,
             port=int(env.number("PORT", DEFAULT_PORT, minimum=1)),
             web_concurrency=int(env.number("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1)),
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),

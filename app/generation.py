@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from app.errors import InvalidRequest
+from app.observability import in_request_context
 
 if TYPE_CHECKING:
     from app.providers.base import ProviderClient
@@ -173,7 +174,7 @@ def _fan_out(run: Callable[[int, ImageRequest], ImageResult], request: ImageRequ
     single = request.with_n(1)
     pool = ThreadPoolExecutor(max_workers=min(threads, request.n), thread_name_prefix="fanout")
     try:
-        futures = [pool.submit(run, slot, single) for slot in range(request.n)]
+        futures = [pool.submit(in_request_context(run), slot, single) for slot in range(request.n)]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:

@@ -18,6 +18,8 @@ from app.answers import image_delta, images_usage, new_id, tool_details
 from app.errors import GatewayError
 from app.generation import GeneratedImage, ImageEvents, ImageResult
 from app.jsonio import dumps
+from app import observability
+from app.observability import in_request_context
 from app.media import to_data_url
 
 log = logging.getLogger("gateway")
@@ -37,12 +39,16 @@ class BackgroundGeneration(ImageEvents):
 
     def __init__(self, work: Callable[[ImageEvents], ImageResult]):
         self._queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._run, args=(work,), daemon=True, name="generation").start()
+        threading.Thread(target=in_request_context(self._run), args=(work,), daemon=True, name="generation").start()
 
     def partial(self, slot: int, partial_index: int, image: GeneratedImage) -> None:
         self._queue.put(("partial", slot, partial_index, image))
 
     def finished(self, slot: int, result: ImageResult) -> None:
+        stats = observability.current()
+        if stats is not None:
+            with stats._lock:
+                stats.images += len(result.images)
         self._queue.put(("finished", slot, result))
 
     def next(self, timeout: float) -> tuple | None:

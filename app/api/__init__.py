@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from app.api import chat, health, images, models, playground
+from app.api import chat, health, images, metrics, models, playground
 
 
 def require_client_key() -> None:
@@ -13,6 +13,7 @@ def require_client_key() -> None:
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(playground.bp)
     for prefix in ("/v1", "/api/v1"):
         for module in (chat, images, models):

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 
-from app import answers, schemas, streaming
+from app import answers, observability, schemas, streaming
 from app.chat_request import read_chat_request
 from app.errors import InvalidRequest
 from app.generation import generate, generate_events
@@ -36,8 +36,10 @@ def blueprint(prefix: str) -> Blueprint:
         gateway = current_app.extensions["gateway"]
         settings = gateway.settings
         ask = read_chat_request(schemas.load(_SCHEMA, read_json_body()))
+        observability.note(model=ask.request.model, prompt=ask.request.prompt)
         route = gateway.router.route(ask.request.model)
         image_request = replace(ask.request, model=route.upstream_model)
+        observability.note(provider=route.client.name, channel=route.client.name)
         headers = {"x-gateway-provider": route.client.name}
         if ask.stream:
             writer = streaming.ChatStream(model=ask.request.model, n=image_request.n, want_content=ask.want_content,
@@ -52,6 +54,7 @@ def blueprint(prefix: str) -> Blueprint:
             return Response(writer.frames(job, first, settings.stream_keepalive), mimetype="text/event-stream",
                             headers={**streaming.HEADERS, **headers})
         result = generate(route.client, image_request, fanout_threads=settings.fanout_threads)
+        observability.note(images=len(result.images))
         body = answers.chat_completion(result, model=ask.request.model, want_content=ask.want_content,
                                        want_tool=ask.want_tool, tool_params=ask.tool_params)
         return json_response(body, headers={**headers, **dropped_header(result.dropped)})

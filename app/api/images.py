@@ -3,7 +3,7 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 
-from app import answers, schemas, streaming
+from app import answers, observability, schemas, streaming
 from app.api.chat import dropped_header, read_json_body
 from app.errors import InvalidRequest, ProviderRejected
 from app.generation import generate, generate_events
@@ -44,8 +44,10 @@ def _answer(data: dict, prefix: str, images=(), mask=None):
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
     ask = read_images_request(data, default_model=settings.default_image_model, images=images, mask=mask)
+    observability.note(model=ask.request.model, prompt=ask.request.prompt)
     route = gateway.router.route(ask.request.model)
     image_request = replace(ask.request, model=route.upstream_model)
+    observability.note(provider=route.client.name, channel=route.client.name)
     headers = {"x-gateway-provider": route.client.name}
     if ask.stream:
         job, first = streaming.start(
@@ -56,6 +58,7 @@ def _answer(data: dict, prefix: str, images=(), mask=None):
         frames = streaming.ImagesStream(prefix, ask.requested).frames(job, first, settings.stream_keepalive)
         return Response(frames, mimetype="text/event-stream", headers={**streaming.HEADERS, **headers})
     result = generate(route.client, image_request, fanout_threads=settings.fanout_threads)
+    observability.note(images=len(result.images))
     if not result.images:
         raise ProviderRejected(result.text or f"{route.client.name} blocked this image", code="content_filter",
                                provider=route.client.name)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from app import jsonio
+from app import jsonio, metrics, observability
 from app.config import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
 from app.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
@@ -138,7 +138,7 @@ class ProviderClient:
         """
         response = self._send(path, json=json, data=data, files=files, stream=True,
                               headers={"Accept": "text/event-stream", **(headers or {})})
-        with response:
+        with response, observability.upstream_call():
             event, lines = None, []
             try:
                 for line in response.iter_lines(chunk_size=_STREAM_CHUNK):
@@ -174,13 +174,17 @@ class ProviderClient:
         if json is not None:
             all_headers["Content-Type"] = "application/json"
         try:
-            response = self.session.post(url, data=body, files=files, headers=all_headers, stream=stream,
-                                         timeout=(self.connect_timeout, self.settings.timeout))
+            with observability.upstream_call():
+                response = self.session.post(url, data=body, files=files, headers=all_headers, stream=stream,
+                                             timeout=(self.connect_timeout, self.settings.timeout))
             if response.status_code >= 400:
+                metrics.UPSTREAM_ERRORS.labels(self.name, str(response.status_code)).inc()
                 with response:
                     raise self._status_error(response)
         except requests.RequestException as exc:
-            raise self._translate(exc) from None
+            error = self._translate(exc)
+            metrics.UPSTREAM_ERRORS.labels(self.name, str(error.status)).inc()
+            raise error from None
         return response
 
     def _translate(self, exc: requests.RequestException) -> GatewayError:

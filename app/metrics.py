@@ -1,0 +1,37 @@
+"""Prometheus metrics, correct under several gunicorn workers (prometheus-client multiprocess mode).
+
+gunicorn's config points PROMETHEUS_MULTIPROC_DIR at a fresh directory before workers start, so
+every worker writes its samples there and /metrics adds them up; outside gunicorn (tests, a
+single process) the in-process registry is used.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("gateway_requests_total", "Requests answered, by route, model, provider and status",
+                   ["route", "model", "provider", "status"])
+UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds", "Time waiting for a provider, per request",
+                             ["provider"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 90, 120, 180, 300))
+OVERHEAD = Histogram("gateway_overhead_seconds", "Time the gateway itself spent on a request (total - upstream)",
+                     ["route"], buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+IMAGES = Counter("gateway_images_generated_total", "Images delivered to clients", ["provider"])
+UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Failed provider calls, by provider and answer status",
+                          ["provider", "status"])
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format of every metric, summed over workers when running under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def worker_exited(pid: int) -> None:
+    """gunicorn `child_exit` hook: drop a dead worker's live gauges (counters are kept)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

@@ -1,0 +1,76 @@
+"""Request bookkeeping: X-Request-ID, x-gateway-overhead-ms, metrics and one JSON log line per request."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, request
+
+from app import metrics, observability
+
+log = logging.getLogger("gateway.request")
+QUIET_PATHS = ("/healthz", "/metrics")  # probes and scrapes: logged at DEBUG only
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def start_request() -> None:
+        observability.begin(request.headers.get("X-Request-ID"))
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        stats = observability.current()
+        if stats is None:
+            return response
+        response.headers["X-Request-ID"] = stats.request_id
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if response.is_streamed:
+            counted = _ByteCounter(response.response)
+            response.response = counted
+            response.call_on_close(lambda: _record(stats, route, response.status_code, counted.bytes, True))
+        else:
+            upstream = stats.upstream_seconds()
+            response.headers["x-gateway-overhead-ms"] = f"{(stats.elapsed() - upstream) * 1000:.1f}"
+            _record(stats, route, response.status_code, response.content_length or 0, False)
+        return response
+
+
+class _ByteCounter:
+    """Wraps a streamed body to count the bytes that really went out."""
+
+    def __init__(self, body):
+        self._body = body
+        self.bytes = 0
+
+    def __iter__(self):
+        for piece in self._body:
+            self.bytes += len(piece)
+            yield piece
+
+    def close(self):
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def _record(stats: observability.RequestStats, route: str, status: int, size: int, streamed: bool) -> None:
+    total = stats.elapsed()
+    upstream = stats.upstream_seconds()
+    provider = stats.provider or "-"
+    model = stats.model if stats.provider else "-"  # unrouted names stay out of metric labels
+    metrics.REQUESTS.labels(route, model, provider, str(status)).inc()
+    metrics.OVERHEAD.labels(route).observe(max(0.0, total - upstream))
+    if stats.provider:
+        metrics.UPSTREAM_LATENCY.labels(provider).observe(upstream)
+        if stats.images:
+            metrics.IMAGES.labels(provider).inc(stats.images)
+    fields = {
+        "method": request.method, "path": request.path, "status": status, "model": stats.model,
+        "provider": stats.provider, "channel": stats.channel, "attempts": stats.attempts or None,
+        "latency_ms": round(total * 1000, 1), "upstream_ms": round(upstream * 1000, 1),
+        "overhead_ms": round((total - upstream) * 1000, 1), "images": stats.images, "bytes": size,
+        "stream": streamed,
+    }
+    if current_app.extensions["gateway"].settings.log_prompts and stats.prompt is not None:
+        fields["prompt"] = stats.prompt
+    level = logging.DEBUG if request.path in QUIET_PATHS and status < 400 else logging.INFO
+    log.log(level, "request", extra={"fields": {k: v for k, v in fields.items() if v is not None}})

@@ -1,0 +1,28 @@
+"""The same chat request, through the official SDK, answered with a valid image by every provider."""
+import base64
+
+import pytest
+
+from app.media import image_size, sniff_mime
+
+MODELS = ["gpt-image-1", "doubao-seedream-4-0-250828", "google/gemini-2.5-flash-image", "gemini-2.5-flash-image",
+          "local-image"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("form", ["modalities", "tool"])
+def test_every_provider_answers_the_same_request_with_an_image(sdk, model, form):
+    kwargs = {"modalities": ["image", "text"]} if form == "modalities" else {
+        "tools": [{"type": "image_generation", "image_generation": {"size": "1024x1024"}}]}
+    completion = sdk.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "a lighthouse on a cliff at dusk"}], **kwargs)
+    assert completion.model == model and completion.choices[0].finish_reason == "stop"
+    message = completion.choices[0].message
+    if form == "modalities":
+        url = message.model_extra["images"][0]["image_url"]["url"]
+        header, b64 = url.split(",", 1)
+        data = base64.b64decode(b64)
+        assert header == f"data:{sniff_mime(data[:16])};base64"
+    else:
+        data = base64.b64decode(message.tool_calls[0].model_extra["image_generation"]["result"])
+    assert sniff_mime(data[:16]) in ("image/png", "image/jpeg") and image_size(data) is not None

@@ -1,0 +1,122 @@
+"""Request ids, the overhead header, one JSON log line per request, and Prometheus metrics."""
+import json
+import logging
+import re
+
+import pytest
+import responses
+
+from app.observability import JsonFormatter, RequestIdFilter, RequestStats
+from tests.conftest import OPENAI_BASE, chat_body
+from tests.support.images import PNG_B64
+
+
+def request_lines(caplog):
+    return [r for r in caplog.records if r.name == "gateway.request"]
+
+
+def test_request_id_is_generated_and_returned(client, auth):
+    response = client.get("/v1/models", headers=auth)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+
+def test_a_sane_client_request_id_is_kept_and_an_odd_one_replaced(client, auth):
+    assert client.get("/v1/models", headers={**auth, "X-Request-ID": "abc-123.x"}).headers["X-Request-ID"] == "abc-123.x"
+    replaced = client.get("/v1/models", headers={**auth, "X-Request-ID": "bad id <script>" + "x" * 200})
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["X-Request-ID"])
+
+
+def test_overhead_header_excludes_the_upstream_wait(client, auth):
+    import time
+
+    def slow(request):
+        time.sleep(0.3)
+        return 200, {}, json.dumps({"created": 1, "data": [{"b64_json": PNG_B64}]})
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback("POST", OPENAI_BASE + "/images/generations", callback=slow)
+        response = client.post("/v1/chat/completions", json=chat_body(model="gpt-image-1"), headers=auth)
+    overhead = float(response.headers["x-gateway-overhead-ms"])
+    assert 0 <= overhead < 200, "the 300 ms upstream wait must not count as overhead"
+
+
+def test_one_log_line_per_request_with_the_facts_and_no_prompt(client, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    response = client.post("/v1/chat/completions", json=chat_body("a secret prompt", tool={"size": "16x16"}),
+                           headers={**auth, "X-Request-ID": "req-42"})
+    (line,) = request_lines(caplog)
+    fields = line.fields
+    assert fields["status"] == 200 and fields["provider"] == "local" and fields["model"] == "local-image"
+    assert fields["images"] == 1 and fields["bytes"] == len(response.get_data())
+    assert {"latency_ms", "upstream_ms", "overhead_ms"} <= set(fields)
+    assert "prompt" not in fields
+    record = JsonFormatter().format(_with_request_id(line))
+    assert json.loads(record)["request_id"] == "req-42"
+    assert "a secret prompt" not in record and "iVBOR" not in record
+
+
+def test_prompt_is_logged_only_when_enabled(make_app, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    make_app(GATEWAY_LOG_PROMPTS="true").test_client().post(
+        "/v1/chat/completions", json=chat_body("draw a heron", tool={"size": "16x16"}), headers=auth)
+    assert request_lines(caplog)[0].fields["prompt"] == "draw a heron"
+
+
+def test_errors_are_logged_with_their_status(client, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    client.post("/v1/chat/completions", json=chat_body(model="nope"), headers=auth)
+    assert request_lines(caplog)[0].fields["status"] == 404
+
+
+def test_health_checks_are_not_logged_at_info(client, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    client.get("/healthz")
+    assert request_lines(caplog) == []
+
+
+def metric(client, name, **labels) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_requests_images_and_upstream_errors(client, auth):
+    before = metric(client, "gateway_requests_total", provider="local", status="200")
+    images_before = metric(client, "gateway_images_generated_total", provider="local")
+    client.post("/v1/chat/completions", json=chat_body(n=2, tool={"size": "16x16"}), headers=auth)
+    assert metric(client, "gateway_requests_total", provider="local", status="200") == before + 1
+    assert metric(client, "gateway_images_generated_total", provider="local") == images_before + 2
+    errors_before = metric(client, "gateway_upstream_errors_total", provider="openai", status="500")
+    with responses.RequestsMock() as rsps:
+        rsps.post(OPENAI_BASE + "/images/generations", status=500, json={"error": {"message": "x"}})
+        client.post("/v1/chat/completions", json=chat_body(model="gpt-image-1"), headers=auth)
+    assert metric(client, "gateway_upstream_errors_total", provider="openai", status="500") == errors_before + 1
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "gateway_upstream_latency_seconds_bucket" in text and "gateway_overhead_seconds_bucket" in text
+
+
+def test_unrouted_model_names_stay_out_of_metric_labels(client, auth):
+    client.post("/v1/chat/completions", json=chat_body(model="attacker-controlled-name"), headers=auth)
+    assert "attacker-controlled-name" not in client.get("/metrics").get_data(as_text=True)
+
+
+def test_metrics_token(make_app):
+    client = make_app(GATEWAY_METRICS_TOKEN="scrape-me").test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
+
+
+def test_upstream_time_counts_overlapping_calls_once():
+    stats = RequestStats(request_id="x")
+    stats.record_upstream(0.0, 1.0)
+    stats.record_upstream(0.5, 1.5)
+    stats.record_upstream(3.0, 4.0)
+    assert stats.upstream_seconds() == pytest.approx(2.5)
+
+
+def _with_request_id(record):
+    RequestIdFilter().filter(record)
+    return record
