@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 DEFAULT_PORT = 8000
 DEFAULT_WEB_CONCURRENCY = 2
-DEFAULT_THREADS = 16
+DEFAULT_THREADS = 32
 DEFAULT_UPSTREAM_TIMEOUT = 300.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -16,6 +17,22 @@ DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 DEFAULT_FANOUT_THREADS = 4
 DEFAULT_STREAM_KEEPALIVE = 5.0
 DEFAULT_IMAGE_MODEL = "gpt-image-1"
+# resilience
+DEFAULT_MAX_ATTEMPTS = 3           # per channel, first try included
+DEFAULT_RETRY_BACKOFF = 0.5        # seconds; doubled each retry, with full jitter
+DEFAULT_RETRY_MAX_WAIT = 8.0
+DEFAULT_REQUEST_DEADLINE = 360.0   # a whole request, every retry and fallback included
+DEFAULT_COOLDOWN_FAILURES = 3
+DEFAULT_COOLDOWN_SECONDS = 30.0
+DEFAULT_MAX_UPSTREAM_BYTES = 128 * 1024 * 1024
+# no lost images
+DEFAULT_IDEMPOTENCY_TTL = 24 * 3600.0
+DEFAULT_IDEMPOTENCY_MAX_BYTES = 1024 * 1024 * 1024
+# limits on what a client may send
+DEFAULT_MAX_MESSAGES = 256
+DEFAULT_MAX_INPUT_IMAGES = 16
+DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_PROMPT_CHARS = 32000
 
 # provider name -> (env prefix, default base URL). Adding a provider adds a line here only if it
 # is configured through the environment; the client module itself is the other half.
@@ -70,6 +87,26 @@ class Settings:
     default_image_model: str = DEFAULT_IMAGE_MODEL
     log_prompts: bool = False
     metrics_token: str | None = None
+    config_file: str | None = None
+    routing: Any = None                 # app.routing_config.RoutingConfig, from GATEWAY_CONFIG
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF
+    retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    retry_read_timeouts: bool = False
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    cooldown_failures: int = DEFAULT_COOLDOWN_FAILURES
+    cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
+    max_upstream_bytes: int = DEFAULT_MAX_UPSTREAM_BYTES
+    idempotency_dir: str = ""
+    idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
+    idempotency_max_bytes: int = DEFAULT_IDEMPOTENCY_MAX_BYTES
+    redis_url: str | None = None
+    keepalive_seconds: float = 0.0
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    max_input_images: int = DEFAULT_MAX_INPUT_IMAGES
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    trusted_proxies: int = 0
     port: int = DEFAULT_PORT
     web_concurrency: int = DEFAULT_WEB_CONCURRENCY
     threads: int = DEFAULT_THREADS
@@ -120,6 +157,28 @@ class Settings:
             default_image_model=env.text("GATEWAY_DEFAULT_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
             log_prompts=env.flag("GATEWAY_LOG_PROMPTS", False),
             metrics_token=env.text("GATEWAY_METRICS_TOKEN") or None,
+            config_file=env.text("GATEWAY_CONFIG") or None,
+            max_attempts=int(env.number("GATEWAY_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1)),
+            retry_backoff=env.number("GATEWAY_RETRY_BACKOFF_SECONDS", DEFAULT_RETRY_BACKOFF, minimum=0),
+            retry_max_wait=env.number("GATEWAY_RETRY_MAX_WAIT_SECONDS", DEFAULT_RETRY_MAX_WAIT, minimum=0),
+            retry_read_timeouts=env.flag("GATEWAY_RETRY_READ_TIMEOUTS", False),
+            request_deadline=env.number("GATEWAY_REQUEST_DEADLINE", DEFAULT_REQUEST_DEADLINE, minimum=1),
+            cooldown_failures=int(env.number("GATEWAY_COOLDOWN_FAILURES", DEFAULT_COOLDOWN_FAILURES, minimum=1)),
+            cooldown_seconds=env.number("GATEWAY_COOLDOWN_SECONDS", DEFAULT_COOLDOWN_SECONDS, minimum=0),
+            max_upstream_bytes=int(env.number("GATEWAY_MAX_UPSTREAM_BYTES", DEFAULT_MAX_UPSTREAM_BYTES,
+                                              minimum=1024)),
+            idempotency_dir=env.text("GATEWAY_IDEMPOTENCY_DIR")
+            or os.path.join(tempfile.gettempdir(), "image-gateway-idempotency"),
+            idempotency_ttl=env.number("GATEWAY_IDEMPOTENCY_TTL_SECONDS", DEFAULT_IDEMPOTENCY_TTL, minimum=1),
+            idempotency_max_bytes=int(env.number("GATEWAY_IDEMPOTENCY_MAX_BYTES", DEFAULT_IDEMPOTENCY_MAX_BYTES,
+                                                 minimum=1024)),
+            redis_url=env.text("GATEWAY_REDIS_URL") or None,
+            keepalive_seconds=env.number("GATEWAY_KEEPALIVE_SECONDS", 0, minimum=0),
+            max_messages=int(env.number("GATEWAY_MAX_MESSAGES", DEFAULT_MAX_MESSAGES, minimum=1)),
+            max_input_images=int(env.number("GATEWAY_MAX_INPUT_IMAGES", DEFAULT_MAX_INPUT_IMAGES, minimum=1)),
+            max_image_bytes=int(env.number("GATEWAY_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES, minimum=1024)),
+            max_prompt_chars=int(env.number("GATEWAY_MAX_PROMPT_CHARS", DEFAULT_MAX_PROMPT_CHARS, minimum=1)),
+            trusted_proxies=int(env.number("GATEWAY_TRUSTED_PROXIES", 0, minimum=0)),
             port=int(env.number("PORT", DEFAULT_PORT, minimum=1)),
             web_concurrency=int(env.number("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1)),
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
@@ -159,11 +218,16 @@ class _Env:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name).lower()
-        if name not in self._mapping:
-            return default
-        if raw in _TRUE:
-            return True
-        if raw in _FALSE:
-            return False
-        raise ConfigError(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+        return parse_flag(self._mapping.get(name), name, default)
+
+
+def parse_flag(raw: object, variable: str, default: bool = False) -> bool:
+    """A boolean setting from its text; unset means `default`, anything unrecognised names the variable."""
+    if raw is None:
+        return default
+    word = str(raw).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{variable} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")

@@ -6,7 +6,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from app.config import ConfigError, ProviderSettings
+from app.config import ProviderSettings, parse_flag
 from app.downloads import Downloader
 from app.errors import InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRef, ImageRequest, ImageResult, Usage
@@ -72,8 +72,6 @@ OUTPUT_FORMATS = ("png", "jpeg")
 SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
 
 WATERMARK_OPTION, WATERMARK_VARIABLE = "watermark", "ARK_WATERMARK"
-FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
-              "off": False, "": False}
 
 # Ark's error `type` (or code) words -> HTTP status, for errors found inside 200 answers
 STATUS_OF_ERROR_WORD = {"BadRequest": 400, "Unauthorized": 401, "AuthenticationError": 401, "Forbidden": 403,
@@ -332,14 +330,6 @@ def usage(raw: Any) -> Usage:
     extra = {"generated_images": raw["generated_images"]} if _is_int(raw.get("generated_images")) else {}
     return Usage(completion_tokens=raw["output_tokens"] if _is_int(raw.get("output_tokens")) else 0,
                  total_tokens=raw["total_tokens"] if _is_int(raw.get("total_tokens")) else 0, extra=extra)
-
-
-def parse_flag(raw: str | None, variable: str) -> bool:
-    """A boolean setting; unset or empty is False, anything unrecognised stops the service."""
-    word = (raw or "").strip().lower()
-    if word not in FLAG_WORDS:
-        raise ConfigError(f"{variable} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
-    return FLAG_WORDS[word]
 
 
 def _is_int(value: Any) -> bool:
