@@ -53,6 +53,11 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         downloader=downloader,
         started=int(time.time()),
     )
+    if settings.trusted_proxies:
+        # only then are X-Forwarded-For/-Proto/-Host believed, and only for that many hops
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     logging.getLogger("gateway").setLevel(settings.log_level)
     request_log.init_app(app)
     errors.init_app(app)

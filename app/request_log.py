@@ -64,7 +64,8 @@ def _record(stats: observability.RequestStats, route: str, status: int, size: in
         if stats.images:
             metrics.IMAGES.labels(provider).inc(stats.images)
     fields = {
-        "method": request.method, "path": request.path, "status": status, "model": stats.model,
+        "method": request.method, "path": request.path, "status": status, "client": request.remote_addr,
+        "scheme": request.scheme, "model": stats.model,
         "provider": stats.provider, "channel": stats.channel, "attempts": stats.attempts or None,
         "latency_ms": round(total * 1000, 1), "upstream_ms": round(upstream * 1000, 1),
         "overhead_ms": round((total - upstream) * 1000, 1), "images": stats.images, "bytes": size,

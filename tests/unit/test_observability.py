@@ -120,3 +120,13 @@ def test_upstream_time_counts_overlapping_calls_once():
 def _with_request_id(record):
     RequestIdFilter().filter(record)
     return record
+
+
+def test_forwarded_headers_are_ignored_unless_proxies_are_trusted(make_app, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    forwarded = {**auth, "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    make_app().test_client().get("/v1/models", headers=forwarded)
+    make_app(GATEWAY_TRUSTED_PROXIES="1").test_client().get("/v1/models", headers=forwarded)
+    untrusted, trusted = (r.fields for r in request_lines(caplog))
+    assert (untrusted["client"], untrusted["scheme"]) == ("127.0.0.1", "http")
+    assert (trusted["client"], trusted["scheme"]) == ("203.0.113.9", "https")
