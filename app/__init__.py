@@ -34,7 +34,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, errors, request_log
+    from app import api, errors, idempotency, request_log
     from app.auth import KeyChecker
     from app.config import Settings
     from app.downloads import Downloader, DownloadPolicy
@@ -60,6 +60,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     logging.getLogger("gateway").setLevel(settings.log_level)
     request_log.init_app(app)
+    idempotency.init_app(app)
     errors.init_app(app)
     api.init_app(app)
     return app
