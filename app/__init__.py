@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.downloads import Downloader
     from app.providers.registry import Router
+    from app.resilience import ChannelHealth, RetryPolicy
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Gateway:
     router: "Router"
     downloader: "Downloader"
     started: int
+    retry_policy: "RetryPolicy"
+    health: "ChannelHealth"
 
 
 def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
@@ -39,6 +42,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.config import Settings
     from app.downloads import Downloader, DownloadPolicy
     from app.providers.registry import Router
+    from app.resilience import ChannelHealth, RetryPolicy
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
     app = Flask(__name__)
@@ -52,6 +56,9 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         router=Router(settings, downloader),
         downloader=downloader,
         started=int(time.time()),
+        retry_policy=RetryPolicy(max_attempts=settings.max_attempts, backoff=settings.retry_backoff,
+                                 max_wait=settings.retry_max_wait, retry_read_timeouts=settings.retry_read_timeouts),
+        health=ChannelHealth(failures_to_cool=settings.cooldown_failures, cooldown=settings.cooldown_seconds),
     )
     if settings.trusted_proxies:
         # only then are X-Forwarded-For/-Proto/-Host believed, and only for that many hops

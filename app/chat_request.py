@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from app.errors import InvalidRequest
 from app.generation import ImageRef, ImageRequest
 from app.media import decode_data_url
 from app.schemas import IMAGE_TOOL
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 HOW_TO_ASK = ('This gateway generates images: ask with "modalities": ["image", "text"] or with a tool '
               '{"type": "image_generation", "image_generation": {...}}')
@@ -25,8 +29,11 @@ class ChatAsk:
     include_usage: bool = False
 
 
-def read_chat_request(data: dict) -> ChatAsk:
-    """Decide whether the chat request asks for an image and build the neutral ImageRequest."""
+def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
+    """Decide whether the chat request asks for an image and build the neutral ImageRequest.
+
+    `limits` (the settings) bounds messages, input images, image bytes and prompt length.
+    """
     want_content = "image" in (data.get("modalities") or [])
     tool_index, tool_params = _image_tool(data.get("tools") or [])
     want_tool = tool_index is not None
@@ -34,16 +41,23 @@ def read_chat_request(data: dict) -> ChatAsk:
         raise InvalidRequest(HOW_TO_ASK, param="modalities")
 
     messages = data["messages"]
+    if limits is not None and len(messages) > limits.max_messages:
+        raise InvalidRequest(f"At most {limits.max_messages} messages per request (GATEWAY_MAX_MESSAGES)",
+                             param="messages", code="too_many_messages")
     index = _last_user_message(messages)
     content = messages[index].get("content")
     prompt = _prompt(content)
     if not prompt.strip():
         raise InvalidRequest("The last user message has no text to use as the image prompt",
                              param=f"messages[{index}].content")
-    images = tuple(_input_images(content, index))
+    check_prompt(prompt, limits, f"messages[{index}].content")
+    max_bytes = limits.max_image_bytes if limits is not None else None
+    images = tuple(_input_images(content, index, max_bytes))
+    check_image_count(images, limits)
     mask = None
     if "input_image_mask" in tool_params:
-        mask = _mask(tool_params["input_image_mask"], f"tools[{tool_index}].{IMAGE_TOOL}.input_image_mask")
+        mask = _mask(tool_params["input_image_mask"], f"tools[{tool_index}].{IMAGE_TOOL}.input_image_mask",
+                     max_bytes)
     params = {k: v for k, v in tool_params.items() if k != "input_image_mask"}
     request = ImageRequest(
         model=data["model"],
@@ -85,26 +99,39 @@ def _prompt(content) -> str:
     return "\n".join(part["text"] for part in content if part["type"] == "text" and part["text"])
 
 
-def _input_images(content, message_index: int):
+def check_prompt(prompt: str, limits, param: str) -> None:
+    if limits is not None and len(prompt) > limits.max_prompt_chars:
+        raise InvalidRequest(f"The prompt is longer than {limits.max_prompt_chars} characters "
+                             "(GATEWAY_MAX_PROMPT_CHARS)", param=param, code="prompt_too_long")
+
+
+def check_image_count(images: tuple, limits) -> None:
+    if limits is not None and len(images) > limits.max_input_images:
+        raise InvalidRequest(f"At most {limits.max_input_images} input images per request "
+                             "(GATEWAY_MAX_INPUT_IMAGES)", param=images[limits.max_input_images].param,
+                             code="too_many_images")
+
+
+def _input_images(content, message_index: int, max_bytes: int | None):
     if not isinstance(content, list):
         return
     for part_index, part in enumerate(content):
         if part["type"] == "image_url":
             param = f"messages[{message_index}].content[{part_index}].image_url.url"
-            yield image_ref(part["image_url"]["url"], param)
+            yield image_ref(part["image_url"]["url"], param, max_bytes)
 
 
-def _mask(mask: dict, param: str) -> ImageRef:
+def _mask(mask: dict, param: str, max_bytes: int | None) -> ImageRef:
     if "file_id" in mask:
         raise InvalidRequest("input_image_mask.file_id is not supported: this gateway keeps no files; "
                              "send the mask as input_image_mask.image_url (a data URL)", param=param + ".file_id")
-    return image_ref(mask["image_url"], param + ".image_url")
+    return image_ref(mask["image_url"], param + ".image_url", max_bytes)
 
 
-def image_ref(url: str, param: str) -> ImageRef:
+def image_ref(url: str, param: str, max_bytes: int | None = None) -> ImageRef:
     """Decode data URLs now (bad ones are the client's 400); http(s) URLs are fetched when needed."""
     if url.startswith("data:"):
-        data, mime = decode_data_url(url, param=param)
+        data, mime = decode_data_url(url, param=param, max_bytes=max_bytes)
         return ImageRef(url=url, param=param, data=data, mime=mime)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -61,9 +61,12 @@ class ProviderSettings:
     timeout: float
     extra_models: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
+    key_env: str | None = None  # a routing-file channel names its own variable
 
     @property
     def key_variable(self) -> str:
+        if self.key_env:
+            return self.key_env
         return f"{PROVIDER_ENV[self.name][0]}_API_KEY" if self.name in PROVIDER_ENV else ""
 
     def __repr__(self) -> str:  # never print the key
@@ -121,7 +124,8 @@ class Settings:
 
         Tests pass a plain dict with the same variable names, so there is one parsing path.
         """
-        env = _Env(os.environ if environ is None else environ)
+        mapping = os.environ if environ is None else environ
+        env = _Env(mapping)
         timeout = env.number("GATEWAY_UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, minimum=1)
         providers = {}
         for name, (prefix, default_base) in PROVIDER_ENV.items():
@@ -158,6 +162,7 @@ class Settings:
             log_prompts=env.flag("GATEWAY_LOG_PROMPTS", False),
             metrics_token=env.text("GATEWAY_METRICS_TOKEN") or None,
             config_file=env.text("GATEWAY_CONFIG") or None,
+            routing=_routing(env.text("GATEWAY_CONFIG"), mapping),
             max_attempts=int(env.number("GATEWAY_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1)),
             retry_backoff=env.number("GATEWAY_RETRY_BACKOFF_SECONDS", DEFAULT_RETRY_BACKOFF, minimum=0),
             retry_max_wait=env.number("GATEWAY_RETRY_MAX_WAIT_SECONDS", DEFAULT_RETRY_MAX_WAIT, minimum=0),
@@ -184,6 +189,11 @@ class Settings:
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
             log_level=(env.text("GATEWAY_LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _routing(path: str, environ: Mapping[str, object]):
+    from app import routing_config  # imported here: it needs this module's names
+    return routing_config.load(path, environ) if path else routing_config.RoutingConfig()
 
 
 class _Env:

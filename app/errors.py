@@ -28,6 +28,10 @@ class GatewayError(Exception):
             self.code = code
         self.provider = provider
         self.headers = dict(headers or {})
+        # set by the provider client for upstream failures: may the same request be sent again?
+        self.retriable = False
+        self.read_timeout = False  # the upstream may have finished (and billed) the work
+        self.retry_after: float | None = None
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

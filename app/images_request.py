@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from app.chat_request import image_ref
-from app.errors import InvalidRequest
+from app.chat_request import check_image_count, check_prompt, image_ref
+from app.errors import InvalidRequest, PayloadTooLarge
 from app.generation import ImageRef, ImageRequest
 from app.media import sniff_mime, to_data_url
 
@@ -28,9 +28,10 @@ class ImagesAsk:
     requested: dict
 
 
-def read_images_request(data: dict, *, default_model: str, images: tuple[ImageRef, ...] = (),
+def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = (),
                         mask: ImageRef | None = None) -> ImagesAsk:
     """An ImageRequest from a validated Images API body plus the input images already read."""
+    check_prompt(data["prompt"], settings, "prompt")
     if data.get("response_format") == "url":
         raise InvalidRequest(URL_FORMAT_UNSUPPORTED, param="response_format", code="unsupported_value")
     stream = bool(data.get("stream"))
@@ -40,7 +41,7 @@ def read_images_request(data: dict, *, default_model: str, images: tuple[ImageRe
     content = [{"type": "text", "text": data["prompt"]}]
     content += [{"type": "image_url", "image_url": {"url": ref.url}} for ref in images]
     request = ImageRequest(
-        model=data.get("model") or default_model,
+        model=data.get("model") or settings.default_image_model,
         prompt=data["prompt"],
         n=data.get("n") or 1,
         params=params,
@@ -54,33 +55,39 @@ def read_images_request(data: dict, *, default_model: str, images: tuple[ImageRe
     return ImagesAsk(request=request, stream=stream, requested=params)
 
 
-def json_references(data: dict) -> tuple[tuple[ImageRef, ...], ImageRef | None]:
+def json_references(data: dict, settings) -> tuple[tuple[ImageRef, ...], ImageRef | None]:
     """Input images and mask of a JSON edit: `images: [{image_url} | {file_id}]`, `mask: {...}`."""
-    images = tuple(_reference(ref, f"images[{i}]") for i, ref in enumerate(data.get("images") or []))
-    mask = _reference(data["mask"], "mask") if data.get("mask") else None
+    images = tuple(_reference(ref, f"images[{i}]", settings) for i, ref in enumerate(data.get("images") or []))
+    check_image_count(images, settings)
+    mask = _reference(data["mask"], "mask", settings) if data.get("mask") else None
     return images, mask
 
 
-def _reference(ref: dict, param: str) -> ImageRef:
+def _reference(ref: dict, param: str, settings) -> ImageRef:
     if "file_id" in ref:
         raise InvalidRequest("file_id references are not supported: the gateway keeps no files; "
                              "send image_url (a data URL or an http(s) URL) or upload the file", param=param)
-    return image_ref(ref["image_url"], param + ".image_url")
+    return image_ref(ref["image_url"], param + ".image_url", settings.max_image_bytes)
 
 
-def uploaded_images(files: MultiDict) -> tuple[tuple[ImageRef, ...], ImageRef | None]:
+def uploaded_images(files: MultiDict, settings) -> tuple[tuple[ImageRef, ...], ImageRef | None]:
     """Input images from multipart parts `image` / `image[]` (repeatable) and `mask`."""
     parts = [("image", f) for f in files.getlist("image")] + [("image[]", f) for f in files.getlist("image[]")]
-    if len(parts) > MAX_UPLOADS:
-        raise InvalidRequest(f"At most {MAX_UPLOADS} input images per edit", param="image")
-    images = tuple(_upload(storage, name) for name, storage in parts)
+    limit = min(MAX_UPLOADS, settings.max_input_images)
+    if len(parts) > limit:
+        raise InvalidRequest(f"At most {limit} input images per edit (GATEWAY_MAX_INPUT_IMAGES)", param="image",
+                             code="too_many_images")
+    images = tuple(_upload(storage, name, settings.max_image_bytes) for name, storage in parts)
     masks = files.getlist("mask")
-    mask = _upload(masks[0], "mask") if masks else None
+    mask = _upload(masks[0], "mask", settings.max_image_bytes) if masks else None
     return images, mask
 
 
-def _upload(storage: FileStorage, param: str) -> ImageRef:
-    data = storage.read()
+def _upload(storage: FileStorage, param: str, max_bytes: int) -> ImageRef:
+    data = storage.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"An uploaded image is larger than {max_bytes} bytes (GATEWAY_MAX_IMAGE_BYTES)",
+                              param=param, code="image_too_large")
     if not data:
         raise InvalidRequest("An uploaded image is empty", param=param)
     mime = sniff_mime(data[:16])

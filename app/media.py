@@ -6,7 +6,7 @@ import binascii
 import re
 import struct
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, PayloadTooLarge
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -65,13 +65,19 @@ def decode_b64(text: str) -> bytes:
     return base64.b64decode(cleaned, validate=True)
 
 
-def decode_data_url(url: str, *, param: str | None = None) -> tuple[bytes, str]:
-    """Decode a `data:` URL that must hold an image; the MIME type comes from the bytes."""
+def decode_data_url(url: str, *, param: str | None = None, max_bytes: int | None = None) -> tuple[bytes, str]:
+    """Decode a `data:` URL that must hold an image; the MIME type comes from the bytes.
+
+    `max_bytes` bounds the decoded size, checked from the text's length before decoding anything.
+    """
     match = _DATA_URL.match(url)
     if not match:
         raise InvalidRequest("Malformed data URL: expected data:<mime>;base64,<data>", param=param)
     if not match.group("b64"):
         raise InvalidRequest("Data URLs must be base64-encoded (data:<mime>;base64,<data>)", param=param)
+    if max_bytes is not None and (len(url) - match.end()) * 3 // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"An input image is larger than {max_bytes} bytes (GATEWAY_MAX_IMAGE_BYTES)",
+                              param=param, code="image_too_large")
     try:
         data = decode_b64(url[match.end():])
     except (binascii.Error, ValueError):

@@ -30,6 +30,7 @@ class RequestStats:
     attempts: int = 0
     images: int = 0
     prompt: str | None = None
+    deadline: float | None = None  # perf_counter value after which no new upstream call starts
     _intervals: list[tuple[float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +56,9 @@ class RequestStats:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.perf_counter()
 
 
 _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar("gateway_request", default=None)

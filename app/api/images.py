@@ -1,12 +1,9 @@
 """POST /v1/images/generations and /v1/images/edits: OpenAI's Images API over the same providers."""
-from dataclasses import replace
-
 from flask import Blueprint, Response, current_app, request
 
-from app import answers, observability, schemas, streaming
-from app.api.chat import dropped_header, read_json_body
+from app import answers, dispatch, schemas, streaming
+from app.api.chat import json_answer, read_json_body
 from app.errors import InvalidRequest, ProviderRejected
-from app.generation import generate, generate_events
 from app.images_request import form_fields, json_references, read_images_request, uploaded_images
 from app.jsonio import json_response
 
@@ -26,12 +23,13 @@ def blueprint(prefix: str) -> Blueprint:
     @bp.post("/images/edits")
     def images_edits():
         """Multipart (`image`, `image[]`, `mask` files) or JSON (`images` / `mask` references)."""
+        settings = current_app.extensions["gateway"].settings
         if request.mimetype == "multipart/form-data":
             data = schemas.load(_EDIT, form_fields(request.form))
-            images, mask = uploaded_images(request.files)
+            images, mask = uploaded_images(request.files, settings)
         else:
             data = schemas.load(_EDIT, read_json_body())
-            images, mask = json_references(data)
+            images, mask = json_references(data, settings)
         if not images:
             raise InvalidRequest("An edit needs at least one input image (multipart `image` / `image[]`, "
                                  "or JSON `images`)", param="image")
@@ -40,29 +38,28 @@ def blueprint(prefix: str) -> Blueprint:
     return bp
 
 
-def _answer(data: dict, prefix: str, images=(), mask=None):
+def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     gateway = current_app.extensions["gateway"]
     settings = gateway.settings
-    ask = read_images_request(data, default_model=settings.default_image_model, images=images, mask=mask)
-    observability.note(model=ask.request.model, prompt=ask.request.prompt)
-    route = gateway.router.route(ask.request.model)
-    image_request = replace(ask.request, model=route.upstream_model)
-    observability.note(provider=route.client.name, channel=route.client.name)
-    headers = {"x-gateway-provider": route.client.name}
+    ask = read_images_request(data, settings, images=images, mask=mask)
+    planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
-        job, first = streaming.start(
-            lambda events: generate_events(route.client, image_request, events, fanout_threads=settings.fanout_threads),
-            first_wait=settings.stream_keepalive)
+        job, first = streaming.start(lambda events: dispatch.run_streaming(gateway, planned, events),
+                                     first_wait=settings.stream_keepalive)
+        headers = {"x-gateway-provider": planned.routes[0].client.name}
         if first is not None and first[0] == "done":
-            headers.update(dropped_header(first[1].dropped))
-        frames = streaming.ImagesStream(prefix, ask.requested).frames(job, first, settings.stream_keepalive)
+            headers = dispatch.answer_headers(planned.routes[0], first[1])
+        frames = streaming.ImagesStream(prefix, planned.request.params).frames(job, first, settings.stream_keepalive)
         return Response(frames, mimetype="text/event-stream", headers={**streaming.HEADERS, **headers})
-    result = generate(route.client, image_request, fanout_threads=settings.fanout_threads)
-    observability.note(images=len(result.images))
-    if not result.images:
-        raise ProviderRejected(result.text or f"{route.client.name} blocked this image", code="content_filter",
-                               provider=route.client.name)
-    headers.update(dropped_header(result.dropped))
-    if result.finish_reason != "stop":
-        headers["x-gateway-finish-reason"] = result.finish_reason
-    return json_response(answers.images_response(result, ask.requested), headers=headers)
+
+    def produce() -> Response:
+        result, route = dispatch.run(gateway, planned)
+        if not result.images:
+            raise ProviderRejected(result.text or f"{route.client.name} blocked this image", code="content_filter",
+                                   provider=route.client.name)
+        headers = dispatch.answer_headers(route, result)
+        if result.finish_reason != "stop":
+            headers["x-gateway-finish-reason"] = result.finish_reason
+        return json_response(answers.images_response(result, planned.request.params), headers=headers)
+
+    return json_answer(gateway, produce)

@@ -24,6 +24,8 @@ from app.media import decode_data_url
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_*\-.]{4,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
 _MAX_MESSAGE = 500
 _STREAM_CHUNK = 64 * 1024
+_MAX_ERROR_BODY = 1024 * 1024  # an error page bigger than this is not worth reading
+RETRIABLE_STATUSES = (429, 502, 503, 504)  # the upstream did not do the work; asking again is safe
 
 
 @dataclass
@@ -62,10 +64,12 @@ class ProviderClient:
     requires_key: bool = True
 
     def __init__(self, settings: ProviderSettings, downloader: Downloader, *,
-                 connect_timeout: float = 10.0, pool_size: int = 16):
+                 connect_timeout: float = 10.0, pool_size: int = 16,
+                 max_upstream_bytes: int = 128 * 1024 * 1024):
         self.settings = settings
         self.downloader = downloader
         self.connect_timeout = connect_timeout
+        self.max_upstream_bytes = max_upstream_bytes
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
@@ -122,9 +126,12 @@ class ProviderClient:
     def _post(self, path: str, *, json: Any = None, data: Any = None, files: Any = None,
               headers: dict[str, str] | None = None) -> Any:
         """POST to the upstream and return its parsed JSON; every failure becomes a GatewayError."""
-        response = self._send(path, json=json, data=data, files=files, headers=headers, stream=False)
+        with observability.upstream_call():
+            response = self._send(path, json=json, data=data, files=files, headers=headers)
+            with response:
+                body = self._read(response, self.max_upstream_bytes)
         try:
-            return jsonio.loads(response.content)
+            return jsonio.loads(body)
         except ValueError:
             raise UpstreamError(f"{self.name} sent an answer that is not JSON (HTTP {response.status_code})",
                                 provider=self.name) from None
@@ -136,12 +143,16 @@ class ProviderClient:
         Comment lines are skipped and `[DONE]` ends the stream; a cut-off or stalled stream
         becomes a GatewayError like any other upstream failure.
         """
-        response = self._send(path, json=json, data=data, files=files, stream=True,
-                              headers={"Accept": "text/event-stream", **(headers or {})})
+        with observability.upstream_call():
+            response = self._send(path, json=json, data=data, files=files,
+                                  headers={"Accept": "text/event-stream", **(headers or {})})
         with response, observability.upstream_call():
-            event, lines = None, []
+            event, lines, size = None, [], 0
             try:
                 for line in response.iter_lines(chunk_size=_STREAM_CHUNK):
+                    size += len(line)
+                    if size > self.max_upstream_bytes:
+                        raise self._too_large()
                     if line:
                         if line.startswith(b":"):
                             continue
@@ -164,47 +175,94 @@ class ProviderClient:
                                             provider=self.name) from None
                     event, lines = None, []
             except requests.RequestException as exc:
-                raise self._translate(exc) from None
+                raise self._failed(exc) from None
 
-    def _send(self, path: str, *, json: Any, data: Any, files: Any, headers: dict[str, str] | None,
-              stream: bool) -> requests.Response:
+    def _send(self, path: str, *, json: Any, data: Any, files: Any,
+              headers: dict[str, str] | None) -> requests.Response:
+        """Send the request and check the status; the body is left unread (streamed) for the caller."""
         url = self.settings.base_url + path
         all_headers = {"Accept": "application/json", **self.auth_headers(), **(headers or {})}
         body = jsonio.dumps(json) if json is not None else data
         if json is not None:
             all_headers["Content-Type"] = "application/json"
         try:
-            with observability.upstream_call():
-                response = self.session.post(url, data=body, files=files, headers=all_headers, stream=stream,
-                                             timeout=(self.connect_timeout, self.settings.timeout))
+            response = self.session.post(url, data=body, files=files, headers=all_headers, stream=True,
+                                         timeout=(self.connect_timeout, self._read_timeout()))
             if response.status_code >= 400:
-                metrics.UPSTREAM_ERRORS.labels(self.name, str(response.status_code)).inc()
                 with response:
                     raise self._status_error(response)
         except requests.RequestException as exc:
-            error = self._translate(exc)
-            metrics.UPSTREAM_ERRORS.labels(self.name, str(error.status)).inc()
-            raise error from None
+            raise self._failed(exc) from None
         return response
 
+    def _read_timeout(self) -> float:
+        """The provider's timeout, cut to what is left of the request's deadline."""
+        stats = observability.current()
+        remaining = stats.remaining() if stats is not None else None
+        if remaining is None:
+            return self.settings.timeout
+        if remaining <= 0:
+            raise UpstreamTimeout("The request's deadline (GATEWAY_REQUEST_DEADLINE) passed before "
+                                  f"{self.name} could be asked", provider=self.name)
+        return min(self.settings.timeout, remaining)
+
+    def _read(self, response: requests.Response, limit: int) -> bytes:
+        """The whole body, refused as soon as it grows past `limit` (never buffered beyond it)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large()
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(_STREAM_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise self._too_large()
+        except requests.RequestException as exc:
+            raise self._failed(exc) from None
+        return bytes(body)
+
+    def _too_large(self) -> UpstreamError:
+        return UpstreamError(f"{self.name} sent an answer larger than {self.max_upstream_bytes} bytes "
+                             "(GATEWAY_MAX_UPSTREAM_BYTES)", provider=self.name, code="upstream_answer_too_large")
+
+    def _failed(self, exc: requests.RequestException) -> GatewayError:
+        error = self._translate(exc)
+        metrics.UPSTREAM_ERRORS.labels(self.name, str(error.status)).inc()
+        return error
+
     def _translate(self, exc: requests.RequestException) -> GatewayError:
-        """The gateway's error for a `requests` failure (nothing from requests leaks past here)."""
+        """The gateway's error for a `requests` failure (nothing from requests leaks past here).
+
+        Failures before the request reached the upstream are safe to retry; a read timeout is not
+        (the upstream may have made, and billed, the picture); a body cut off mid-way is not either.
+        """
         if isinstance(exc, requests.ConnectTimeout):
-            return UpstreamTimeout(f"Could not connect to {self.name} within {self.connect_timeout:g} s",
-                                   provider=self.name)
+            error = UpstreamTimeout(f"Could not connect to {self.name} within {self.connect_timeout:g} s",
+                                    provider=self.name)
+            error.retriable = True
+            return error
         if isinstance(exc, requests.Timeout):
-            return UpstreamTimeout(f"{self.name} did not answer within {self.settings.timeout:g} s",
-                                   provider=self.name)
+            error = UpstreamTimeout(f"{self.name} did not answer in time", provider=self.name)
+            error.read_timeout = True
+            return error
         if isinstance(exc, requests.ConnectionError):
-            return UpstreamError(f"Could not reach {self.name}: {_connection_reason(exc)}", provider=self.name)
+            error = UpstreamError(f"Could not reach {self.name}: {_connection_reason(exc)}", provider=self.name)
+            error.retriable = True
+            return error
         return UpstreamError(f"The exchange with {self.name} failed: {type(exc).__name__}", provider=self.name)
 
     def _status_error(self, response: requests.Response) -> GatewayError:
+        metrics.UPSTREAM_ERRORS.labels(self.name, str(response.status_code)).inc()
         try:
-            body = jsonio.loads(response.content)
-        except ValueError:
+            body = jsonio.loads(self._read(response, _MAX_ERROR_BODY))
+        except (ValueError, GatewayError):
             body = None
-        return self.error_for(response.status_code, body, retry_after(response))
+        wait = retry_after(response)
+        error = self.error_for(response.status_code, body, wait)
+        if response.status_code in RETRIABLE_STATUSES:
+            error.retriable = True
+            error.retry_after = wait
+        return error
 
     def error_for(self, status: int, body: Any, retry_after_seconds: float | None = None) -> GatewayError:
         """The gateway error for an upstream failure; also used for errors found inside 200 answers."""

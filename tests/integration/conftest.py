@@ -58,6 +58,7 @@ def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **o
         "GATEWAY_UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
         "GATEWAY_STREAM_KEEPALIVE_SECONDS": str(STREAM_KEEPALIVE),
         "GATEWAY_ALLOW_PRIVATE_URLS": "true",
+        "GATEWAY_MAX_ATTEMPTS": "1",  # the fault tests here count single calls; retries have their own tests
         **overrides,
     }
 
