@@ -40,6 +40,7 @@ class ImageRequest:
     user: str | None = None
     param_prefix: str = ""          # where the image parameters sat in the client's body
     prompt_param: str = "prompt"    # where the prompt came from, for error messages
+    variant: int = 0                # which of the n pictures a fanned-out call makes (for seeded providers)
 
     @property
     def is_edit(self) -> bool:
@@ -174,7 +175,8 @@ def _fan_out(run: Callable[[int, ImageRequest], ImageResult], request: ImageRequ
     single = request.with_n(1)
     pool = ThreadPoolExecutor(max_workers=min(threads, request.n), thread_name_prefix="fanout")
     try:
-        futures = [pool.submit(in_request_context(run), slot, single) for slot in range(request.n)]
+        futures = [pool.submit(in_request_context(run), slot, replace(single, variant=slot))
+                   for slot in range(request.n)]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, request
 
@@ -22,16 +23,29 @@ def init_app(app: Flask) -> None:
         if stats is None:
             return response
         response.headers["X-Request-ID"] = stats.request_id
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        # what the log line needs from the request, read now: a stream ends after the request context
+        facts = _Facts(route=request.url_rule.rule if request.url_rule is not None else "unmatched",
+                       method=request.method, path=request.path, client=request.remote_addr, scheme=request.scheme,
+                       log_prompts=current_app.extensions["gateway"].settings.log_prompts)
         if response.is_streamed:
             counted = _ByteCounter(response.response)
             response.response = counted
-            response.call_on_close(lambda: _record(stats, route, response.status_code, counted.bytes, True))
+            response.call_on_close(lambda: _record(stats, facts, response.status_code, counted.bytes, True))
         else:
             upstream = stats.upstream_seconds()
             response.headers["x-gateway-overhead-ms"] = f"{(stats.elapsed() - upstream) * 1000:.1f}"
-            _record(stats, route, response.status_code, response.content_length or 0, False)
+            _record(stats, facts, response.status_code, response.content_length or 0, False)
         return response
+
+
+@dataclass(frozen=True)
+class _Facts:
+    route: str
+    method: str
+    path: str
+    client: str | None
+    scheme: str
+    log_prompts: bool
 
 
 class _ByteCounter:
@@ -52,26 +66,26 @@ class _ByteCounter:
             close()
 
 
-def _record(stats: observability.RequestStats, route: str, status: int, size: int, streamed: bool) -> None:
+def _record(stats: observability.RequestStats, facts: _Facts, status: int, size: int, streamed: bool) -> None:
     total = stats.elapsed()
     upstream = stats.upstream_seconds()
     provider = stats.provider or "-"
     model = stats.model if stats.provider else "-"  # unrouted names stay out of metric labels
-    metrics.REQUESTS.labels(route, model, provider, str(status)).inc()
-    metrics.OVERHEAD.labels(route).observe(max(0.0, total - upstream))
+    metrics.REQUESTS.labels(facts.route, model, provider, str(status)).inc()
+    metrics.OVERHEAD.labels(facts.route).observe(max(0.0, total - upstream))
     if stats.provider:
         metrics.UPSTREAM_LATENCY.labels(provider).observe(upstream)
         if stats.images:
             metrics.IMAGES.labels(provider).inc(stats.images)
     fields = {
-        "method": request.method, "path": request.path, "status": status, "client": request.remote_addr,
-        "scheme": request.scheme, "model": stats.model,
+        "method": facts.method, "path": facts.path, "status": status, "client": facts.client,
+        "scheme": facts.scheme, "model": stats.model,
         "provider": stats.provider, "channel": stats.channel, "attempts": stats.attempts or None,
         "latency_ms": round(total * 1000, 1), "upstream_ms": round(upstream * 1000, 1),
         "overhead_ms": round((total - upstream) * 1000, 1), "images": stats.images, "bytes": size,
         "stream": streamed,
     }
-    if current_app.extensions["gateway"].settings.log_prompts and stats.prompt is not None:
+    if facts.log_prompts and stats.prompt is not None:
         fields["prompt"] = stats.prompt
-    level = logging.DEBUG if request.path in QUIET_PATHS and status < 400 else logging.INFO
+    level = logging.DEBUG if facts.path in QUIET_PATHS and status < 400 else logging.INFO
     log.log(level, "request", extra={"fields": {k: v for k, v in fields.items() if v is not None}})

@@ -37,7 +37,7 @@ class LocalClient(ProviderClient):
         frames = request.params.get("partial_images", 0)
         if frames:
             width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
-            digest = hashlib.sha256(self._seed(request).digest() + (0).to_bytes(2, "big")).digest()
+            digest = hashlib.sha256(self._seed(request).digest() + request.variant.to_bytes(2, "big")).digest()
             transparent = request.params.get("background") == "transparent"
             for index in range(frames):
                 png = draw(width, height, digest, transparent=transparent, reveal=(index + 1) / (frames + 1))
@@ -53,7 +53,7 @@ class LocalClient(ProviderClient):
         transparent = params.get("background") == "transparent"
         seed = self._seed(request)
         images = []
-        for index in range(request.n):
+        for index in range(request.variant, request.variant + request.n):
             digest = hashlib.sha256(seed.digest() + index.to_bytes(2, "big")).digest()
             png = draw(width, height, digest, transparent=transparent)
             images.append(GeneratedImage(b64=base64.b64encode(png).decode("ascii"), mime="image/png"))

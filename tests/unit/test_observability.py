@@ -130,3 +130,12 @@ def test_forwarded_headers_are_ignored_unless_proxies_are_trusted(make_app, auth
     untrusted, trusted = (r.fields for r in request_lines(caplog))
     assert (untrusted["client"], untrusted["scheme"]) == ("127.0.0.1", "http")
     assert (trusted["client"], trusted["scheme"]) == ("203.0.113.9", "https")
+
+
+def test_streamed_answers_are_logged_when_the_stream_ends(client, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    response = client.post("/v1/chat/completions", json=chat_body(stream=True, tool={"size": "16x16"}), headers=auth)
+    body = response.get_data()
+    response.close()
+    (line,) = request_lines(caplog)
+    assert line.fields["stream"] is True and line.fields["bytes"] == len(body) and line.fields["images"] == 1

@@ -149,3 +149,10 @@ def test_openai_stream_error_event_becomes_our_error(stream_client, auth):
             model="gpt-image-1", stream=True, tool={"partial_images": 2}))
     assert response.status_code == 400
     assert response.json["error"]["code"] == "moderation_blocked"
+
+
+def test_n_pictures_with_previews_are_different_pictures(stream_client, auth):
+    frames = chunks(stream(stream_client, auth, chat_body(stream=True, n=2, tool={"size": "16x16", "partial_images": 1})))
+    finals = [c["choices"][0]["delta"]["images"][0]["image_url"]["url"] for c in frames
+              if c["choices"] and "images" in c["choices"][0]["delta"]]
+    assert len(finals) == 2 and finals[0] != finals[1]
