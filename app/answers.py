@@ -5,7 +5,8 @@ import secrets
 import time
 
 from app.generation import GeneratedImage, ImageResult, Usage
-from app.media import FORMAT_OF_MIME, image_size_b64, to_data_url
+from app.jsonio import Raw
+from app.media import FORMAT_OF_MIME, image_size_b64
 
 
 def new_id(prefix: str) -> str:
@@ -69,11 +70,12 @@ def _message_fields(image: GeneratedImage, want_content: bool, want_tool: bool, 
 
 
 def _image_part(image: GeneratedImage) -> dict:
-    return {"type": "image_url", "image_url": {"url": to_data_url(image.b64, image.mime)}}
+    # one Raw value shared by `content` and `images`: the data URL is never built as a string
+    return {"type": "image_url", "image_url": {"url": Raw("data:", image.mime, ";base64,", image.b64)}}
 
 
 def _tool_call(image: GeneratedImage, tool_params: dict, result: ImageResult) -> dict:
-    details = {"status": "completed", "result": image.b64, **tool_details(image, tool_params, result)}
+    details = {"status": "completed", "result": Raw(image.b64), **tool_details(image, tool_params, result)}
     return {"id": new_id("ig_"), "type": "image_generation", "image_generation": details}
 
 
@@ -99,7 +101,7 @@ def images_response(result: ImageResult, requested: dict) -> dict:
     """OpenAI's ImagesResponse: `data[].b64_json`, the picture's format/size, usage in Images terms."""
     answer: dict = {"created": int(time.time()), "data": []}
     for image in result.images:
-        item = {"b64_json": image.b64}
+        item = {"b64_json": Raw(image.b64)}
         if image.revised_prompt:
             item["revised_prompt"] = image.revised_prompt
         answer["data"].append(item)

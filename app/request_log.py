@@ -27,7 +27,9 @@ def init_app(app: Flask) -> None:
         facts = _Facts(route=request.url_rule.rule if request.url_rule is not None else "unmatched",
                        method=request.method, path=request.path, client=request.remote_addr, scheme=request.scheme,
                        log_prompts=current_app.extensions["gateway"].settings.log_prompts)
-        if response.is_streamed:
+        # a body of unknown length (event streams, keep-alive JSON) is logged when it ends; a JSON answer
+        # written lazily in slices still has its Content-Length, and is complete as far as we are concerned
+        if response.is_streamed and response.content_length is None:
             counted = _ByteCounter(response.response)
             response.response = counted
             response.call_on_close(lambda: _record(stats, facts, response.status_code, counted.bytes, True))

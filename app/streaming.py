@@ -17,10 +17,9 @@ from typing import Callable, Iterator
 from app.answers import image_delta, images_usage, new_id, tool_details
 from app.errors import GatewayError
 from app.generation import GeneratedImage, ImageEvents, ImageResult
-from app.jsonio import dumps
+from app.jsonio import Raw, iter_bytes, pieces
 from app import observability
 from app.observability import in_request_context
-from app.media import to_data_url
 
 log = logging.getLogger("gateway")
 
@@ -29,9 +28,16 @@ DONE = b"data: [DONE]\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # tell nginx not to buffer
 
 
-def sse(data: dict, event: str | None = None) -> bytes:
-    head = f"event: {event}\n".encode() if event else b""
-    return head + b"data: " + dumps(data) + b"\n\n"
+def sse(data: dict, event: str | None = None) -> Iterator[bytes]:
+    """One SSE frame, in pieces: base64 payloads are written from their strings in slices."""
+    parts, _ = pieces(data)
+    head = (f"event: {event}\n".encode() if event else b"") + b"data: "
+    if len(parts) == 1:  # no base64 in it: one write
+        yield head + parts[0] + b"\n\n"
+        return
+    yield head + parts[0]
+    yield from iter_bytes(parts[1:-1])
+    yield parts[-1] + b"\n\n"
 
 
 class BackgroundGeneration(ImageEvents):
@@ -93,7 +99,7 @@ class ChatStream:
         self._next_free = n
 
     def frames(self, job: BackgroundGeneration, first: tuple | None, keepalive: float) -> Iterator[bytes]:
-        yield self._start(0)
+        yield from self._start(0)
         for event in events(job, first, keepalive):
             if event is None:
                 yield KEEPALIVE
@@ -104,51 +110,51 @@ class ChatStream:
                 yield from self._finished(event[1], event[2])
             elif event[0] == "done":
                 if self.include_usage:
-                    yield self._frame([], usage=event[1].usage.to_dict())
+                    yield from self._frame([], usage=event[1].usage.to_dict())
                 yield DONE
             else:
-                yield sse(event[1].body())
+                yield from sse(event[1].body())
                 yield DONE
 
-    def _frame(self, choices: list, **extra) -> bytes:
+    def _frame(self, choices: list, **extra) -> Iterator[bytes]:
         return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                     "model": self.model, "choices": choices, **extra})
 
-    def _chunk(self, index: int, delta: dict, finish_reason: str | None = None) -> bytes:
+    def _chunk(self, index: int, delta: dict, finish_reason: str | None = None) -> Iterator[bytes]:
         return self._frame([{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}])
 
-    def _start(self, index: int) -> bytes:
+    def _start(self, index: int) -> Iterator[bytes]:
         self._started.add(index)
         return self._chunk(index, {"role": "assistant", "content": ""})
 
     def _partial(self, slot: int, partial_index: int, image: GeneratedImage) -> Iterator[bytes]:
         if slot not in self._started:
-            yield self._start(slot)
+            yield from self._start(slot)
         # previews live in their own field so clients that collect `images` never mistake one
         # for the final picture
-        frame = {"type": "image_url", "image_url": {"url": to_data_url(image.b64, image.mime)},
+        frame = {"type": "image_url", "image_url": {"url": Raw("data:", image.mime, ";base64,", image.b64)},
                  "partial_image_index": partial_index}
-        yield self._chunk(slot, {"partial_images": [frame]})
+        yield from self._chunk(slot, {"partial_images": [frame]})
 
     def _finished(self, slot: int, result: ImageResult) -> Iterator[bytes]:
         if not result.images:
             yield from self._open(slot)
             self._taken.add(slot)
             if result.text:
-                yield self._chunk(slot, {"content": result.text})
-            yield self._chunk(slot, {}, result.finish_reason)
+                yield from self._chunk(slot, {"content": result.text})
+            yield from self._chunk(slot, {}, result.finish_reason)
             return
         for offset, image in enumerate(result.images):
             index = self._index(slot + offset)
             yield from self._open(index)
             if image.text:
-                yield self._chunk(index, {"content": image.text})
-            yield self._chunk(index, image_delta(image, self.want_content, self.want_tool, self.tool_params, result))
-            yield self._chunk(index, {}, result.finish_reason)
+                yield from self._chunk(index, {"content": image.text})
+            yield from self._chunk(index, image_delta(image, self.want_content, self.want_tool, self.tool_params, result))
+            yield from self._chunk(index, {}, result.finish_reason)
 
     def _open(self, index: int) -> Iterator[bytes]:
         if index not in self._started:
-            yield self._start(index)
+            yield from self._start(index)
 
     def _index(self, preferred: int) -> int:
         """Choice indexes are unique: a call that brings more images than its slot gets spare ones."""
@@ -174,12 +180,12 @@ class ImagesStream:
             elif event[0] == "partial":
                 _, _, partial_index, image = event
                 kind = f"{self.prefix}.partial_image"
-                yield sse({"type": kind, **self._fields(image, None), "partial_image_index": partial_index}, kind)
+                yield from sse({"type": kind, **self._fields(image, None), "partial_image_index": partial_index}, kind)
             elif event[0] == "finished":
                 result = event[2]
                 if not result.images:
                     message = result.text or "The provider blocked this image"
-                    yield sse({"type": "error", "error": {"message": message, "type": "invalid_request_error",
+                    yield from sse({"type": "error", "error": {"message": message, "type": "invalid_request_error",
                                                           "param": None, "code": "content_filter"}}, "error")
                     yield DONE
                     return
@@ -189,16 +195,16 @@ class ImagesStream:
                     fields = self._fields(image, result)
                     if last:
                         fields["usage"] = images_usage(result.usage)
-                    yield sse({"type": kind, **fields}, kind)
+                    yield from sse({"type": kind, **fields}, kind)
             elif event[0] == "done":
                 yield DONE
             else:
-                yield sse({"type": "error", **event[1].body()}, "error")
+                yield from sse({"type": "error", **event[1].body()}, "error")
                 yield DONE
 
     def _fields(self, image: GeneratedImage, result: ImageResult | None) -> dict:
         details = tool_details(image, self.requested, result or ImageResult())
-        return {"b64_json": image.b64, "created_at": int(time.time()),
+        return {"b64_json": Raw(image.b64), "created_at": int(time.time()),
                 **{k: details[k] for k in ("output_format", "size", "quality", "background") if k in details}}
 
 

@@ -1,12 +1,20 @@
 """The answer shapes of DESIGN §3: content parts + images, tool_calls, both; one choice per image."""
 import base64
 
-from app.answers import chat_completion
+from app import answers, jsonio
 from app.generation import GeneratedImage, ImageResult, Usage
 from app.png import solid_png
 from tests.support.images import JPEG_B64
 
 PNG = base64.b64encode(solid_png(40, 30)).decode()
+
+
+def chat_completion(*args, **kwargs):
+    """The answer as a client reads it: through the gateway's own JSON writer, pieces joined."""
+    parts, length = jsonio.pieces(answers.chat_completion(*args, **kwargs))
+    body = b"".join(jsonio.iter_bytes(parts))
+    assert len(body) == length
+    return jsonio.loads(body)
 
 
 def result(*images, **kwargs):
