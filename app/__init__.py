@@ -61,10 +61,11 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         health=ChannelHealth(failures_to_cool=settings.cooldown_failures, cooldown=settings.cooldown_seconds),
     )
     if settings.trusted_proxies:
-        # only then are X-Forwarded-For/-Proto/-Host believed, and only for that many hops
+        # only then are X-Forwarded-For/-Proto believed, and only for that many hops; -Host and -Prefix
+        # never are (PaaS routers pass a client's own values through)
         from werkzeug.middleware.proxy_fix import ProxyFix
         hops = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     logging.getLogger("gateway").setLevel(settings.log_level)
     request_log.init_app(app)
     idempotency.init_app(app)

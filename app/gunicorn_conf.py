@@ -29,6 +29,9 @@ timeout = int(_settings.upstream_timeout + _settings.connect_timeout + 30)
 graceful_timeout = 30
 keepalive = 75  # above the idle timeout of common load balancers, so they close first
 accesslog = None
+# X-Forwarded-* are believed in one place only: the app's ProxyFix, when GATEWAY_TRUSTED_PROXIES is set
+# (gunicorn would otherwise take X-Forwarded-Proto from any local peer)
+forwarded_allow_ips = ""
 loglevel = _settings.log_level.lower()
 
 # gunicorn >= 25 opens a control socket under $HOME by default; this service needs none, and

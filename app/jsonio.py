@@ -8,12 +8,76 @@ already live in, in slices, without ever building the whole answer (or a data UR
 from __future__ import annotations
 
 import secrets
+import zlib
 from typing import Any, Iterator
 
 import orjson
 from flask import Response
 
 SLICE = 256 * 1024  # bytes of base64 written per piece
+BIG = 16 * 1024     # picture payloads (base64 or data URLs) this long stay in the read buffer
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+class BigText:
+    """A long JSON string kept as the bytes it arrived in (base64, a data URL): never copied into a str.
+
+    Parsing a 2.7 MB base64 string into a Python str costs a copy and a scan; this keeps a window
+    on the upstream's read buffer instead and offers the few string operations providers need.
+    """
+
+    __slots__ = ("buffer", "start", "end")
+
+    def __init__(self, buffer: bytes | bytearray, start: int = 0, end: int | None = None):
+        self.buffer, self.start, self.end = buffer, start, len(buffer) if end is None else end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __bool__(self) -> bool:
+        return self.end > self.start
+
+    def __getitem__(self, key: slice) -> "BigText":
+        first, last, step = key.indices(len(self))
+        if step != 1:
+            raise ValueError("BigText slices have step 1")
+        return BigText(self.buffer, self.start + first, self.start + max(first, last))
+
+    def startswith(self, prefix: str | tuple[str, ...]) -> bool:
+        prefixes = prefix if isinstance(prefix, tuple) else (prefix,)
+        return any(self.buffer.startswith(p.encode(), self.start, self.end) for p in prefixes)
+
+    def find(self, sub: str, start: int = 0, end: int | None = None) -> int:
+        stop = self.end if end is None else min(self.end, self.start + end)
+        found = self.buffer.find(sub.encode(), self.start + start, stop)
+        return found - self.start if found >= 0 else -1
+
+    def head(self, size: int) -> bytes:
+        return bytes(memoryview(self.buffer)[self.start:min(self.end, self.start + size)])
+
+    def pieces(self) -> Iterator[bytes]:
+        view = memoryview(self.buffer)
+        for offset in range(self.start, self.end, SLICE):
+            yield view[offset:min(self.end, offset + SLICE)].tobytes()
+
+    def __str__(self) -> str:
+        return memoryview(self.buffer)[self.start:self.end].tobytes().decode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BigText):
+            return memoryview(self.buffer)[self.start:self.end] == memoryview(other.buffer)[other.start:other.end]
+        return isinstance(other, str) and str(self) == other
+
+    def __hash__(self) -> int:
+        return hash((len(self), zlib.crc32(memoryview(self.buffer)[self.start:self.end])))
+
+    def __repr__(self) -> str:
+        return f"BigText({self.head(24)!r}..., {len(self)} bytes)"
+
+
+def is_text(value: Any) -> bool:
+    """A JSON string from an upstream answer: a str, or a BigText kept in its buffer."""
+    return isinstance(value, (str, BigText))
 
 
 class Raw:
@@ -21,7 +85,7 @@ class Raw:
 
     __slots__ = ("parts", "length")
 
-    def __init__(self, *parts: str):
+    def __init__(self, *parts: "str | BigText"):
         self.parts = parts
         self.length = sum(len(part) for part in parts)
 
@@ -36,12 +100,94 @@ class Raw:
 
     def pieces(self) -> Iterator[bytes]:
         for part in self.parts:
+            if isinstance(part, BigText):
+                yield from part.pieces()
+                continue
             for start in range(0, len(part), SLICE):
-                yield part[start:start + SLICE].encode("ascii")
+                yield part[start:start + SLICE].encode("utf-8")
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
+
+
+def loads_answer(data: bytes | bytearray) -> Any:
+    """Parse a provider's answer: picture payloads in it come back as BigText windows, not str."""
+    if isinstance(data, (bytes, bytearray)) and len(data) > BIG:
+        parsed = _loads_keeping_big_strings(data)
+        if parsed is not _NOT_DONE:
+            return parsed
+    return orjson.loads(data)
+
+
+_NOT_DONE = object()
+
+
+def _loads_keeping_big_strings(data: bytes | bytearray) -> Any:
+    """Parse a skeleton in which each long escape-free base64 string is a placeholder, then put
+    BigText windows on the original buffer where the placeholders are. Only valid JSON has string
+    boundaries found this way; anything odd falls back to a plain parse."""
+    spans = []
+    for start, end in _string_spans(data):
+        if end - start >= BIG and _looks_like_base64(data, start) and data.find(b"\\", start, end) < 0:
+            spans.append((start, end))
+    if not spans:
+        return _NOT_DONE
+    token = f"@@big-{secrets.token_hex(6)}-"
+    skeleton = bytearray()
+    cursor = 0
+    for index, (start, end) in enumerate(spans):
+        skeleton += data[cursor:start]
+        skeleton += f"{token}{index}".encode()
+        cursor = end
+    skeleton += data[cursor:]
+    try:
+        parsed = orjson.loads(skeleton)
+    except orjson.JSONDecodeError:
+        return _NOT_DONE
+    texts = {f"{token}{index}": BigText(data, start, end) for index, (start, end) in enumerate(spans)}
+    return _swap(parsed, texts)
+
+
+def _looks_like_base64(data: bytes | bytearray, start: int) -> bool:
+    """Only pictures qualify: an image data URL, or base64 whose first bytes are an image's magic."""
+    head = bytes(data[start:start + 64])
+    if head.startswith(b"data:"):
+        return head.startswith(b"data:image/")
+    if head.translate(None, _B64_ALPHABET):
+        return False
+    from app.media import sniff_mime_b64  # media imports errors -> flask; kept out of import time
+    return sniff_mime_b64(head.decode("ascii")) is not None
+
+
+def _string_spans(data: bytes | bytearray) -> Iterator[tuple[int, int]]:
+    """(start, end) of the content of each JSON string, in order (quotes in JSON only delimit strings)."""
+    quote = data.find(b'"')
+    while quote >= 0:
+        close = data.find(b'"', quote + 1)
+        while close > 0 and _escaped(data, close):
+            close = data.find(b'"', close + 1)
+        if close < 0:
+            return
+        yield quote + 1, close
+        quote = data.find(b'"', close + 1)
+
+
+def _escaped(data: bytes | bytearray, index: int) -> bool:
+    backslashes = 0
+    while index - backslashes - 1 >= 0 and data[index - backslashes - 1] == 0x5C:
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _swap(value: Any, texts: dict[str, BigText]) -> Any:
+    if isinstance(value, str):
+        return texts.get(value, value)
+    if isinstance(value, dict):
+        return {key: _swap(item, texts) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_swap(item, texts) for item in value]
+    return value
 
 
 def dumps(obj: Any) -> bytes:
@@ -58,8 +204,8 @@ def pieces(obj: Any) -> tuple[list, int]:
     token = f"@@raw-{secrets.token_hex(8)}-"
 
     def placeholder(value: Any) -> str:
-        if isinstance(value, Raw):
-            raws.append(value)
+        if isinstance(value, (Raw, BigText)):
+            raws.append(value if isinstance(value, Raw) else Raw(value))
             return f"{token}{len(raws) - 1}@@"
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
@@ -97,6 +243,6 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
 
 
 def _materialise(value: Any) -> str:
-    if isinstance(value, Raw):
+    if isinstance(value, (Raw, BigText)):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

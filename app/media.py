@@ -35,10 +35,15 @@ def sniff_mime(head: bytes) -> str | None:
     return None
 
 
-def sniff_mime_b64(b64: str) -> str | None:
+def _head(b64, size: int):
+    """The first `size` characters of base64 text held as a str or as a BigText window."""
+    return b64.head(size) if hasattr(b64, "head") else b64[:size]
+
+
+def sniff_mime_b64(b64) -> str | None:
     """Sniff from base64 text by decoding only its first characters, not the whole image."""
     try:
-        head = base64.b64decode(b64[:_SNIFF_B64_CHARS], validate=False)
+        head = base64.b64decode(_head(b64, _SNIFF_B64_CHARS), validate=False)
     except (binascii.Error, ValueError):
         return None
     return sniff_mime(head)
@@ -48,11 +53,11 @@ def to_data_url(b64: str, mime: str) -> str:
     return f"data:{mime};base64,{b64}"
 
 
-def strip_data_url(value: str) -> str:
-    """Base64 payload of a data URL (or the value itself when it carries no prefix)."""
+def strip_data_url(value):
+    """Base64 payload of a data URL (or the value itself when it carries no prefix); str or BigText."""
     if value.startswith("data:"):
-        comma = value.find(",")
-        return value[comma + 1:] if comma >= 0 else ""
+        comma = value.find(",", 0, 256)  # the header is short: never scan the payload
+        return value[comma + 1:] if comma >= 0 else value[len(value):]
     return value
 
 
@@ -106,7 +111,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def image_size_b64(b64: str) -> tuple[int, int] | None:
+def image_size_b64(b64) -> tuple[int, int] | None:
     """Dimensions from base64 text, decoding only as much as the header needs."""
     mime = sniff_mime_b64(b64)
     if mime is None:
@@ -115,7 +120,7 @@ def image_size_b64(b64: str) -> tuple[int, int] | None:
     # so widen the window step by step instead of decoding the whole picture.
     window = 64
     while True:
-        chunk = b64[:window - window % 4]
+        chunk = _head(b64, window - window % 4)
         try:
             head = base64.b64decode(chunk)
         except (binascii.Error, ValueError):

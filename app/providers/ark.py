@@ -10,6 +10,7 @@ from app.config import ProviderSettings, parse_flag
 from app.downloads import Downloader
 from app.errors import InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRef, ImageRequest, ImageResult, Usage
+from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url, to_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.sizes import QUALITY_TIER, nearest_aspect_ratio, parse_size
@@ -224,7 +225,7 @@ class ArkClient(ProviderClient):
 
     def image_of(self, item: dict) -> GeneratedImage | None:
         b64 = item.get("b64_json")
-        if isinstance(b64, str) and b64:
+        if is_text(b64) and b64:
             b64 = strip_data_url(b64)
             mime = sniff_mime_b64(b64)
         elif isinstance(item.get("url"), str) and item["url"]:

@@ -131,7 +131,7 @@ class ProviderClient:
             with response:
                 body = self._read(response, self.max_upstream_bytes)
         try:
-            return jsonio.loads(body)
+            return jsonio.loads_answer(body)
         except ValueError:
             raise UpstreamError(f"{self.name} sent an answer that is not JSON (HTTP {response.status_code})",
                                 provider=self.name) from None
@@ -169,7 +169,7 @@ class ProviderClient:
                     if payload.strip() == b"[DONE]":
                         return
                     try:
-                        yield event, jsonio.loads(payload)
+                        yield event, jsonio.loads_answer(payload)
                     except ValueError:
                         raise UpstreamError(f"{self.name} sent a stream event that is not JSON",
                                             provider=self.name) from None
@@ -211,8 +211,11 @@ class ProviderClient:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large()
-        body = bytearray()
+        plain = response.headers.get("Content-Encoding", "identity").lower() == "identity"
         try:
+            if declared.isdigit() and plain:
+                return _read_exactly(response, int(declared))
+            body = bytearray()
             for chunk in response.iter_content(_STREAM_CHUNK):
                 body += chunk
                 if len(body) > limit:
@@ -319,6 +322,22 @@ class ProviderClient:
         except DownloadRefused as exc:
             raise UpstreamError(f"{self.name} answered with an image URL the gateway could not fetch: "
                                 f"{exc.message}", provider=self.name) from None
+
+
+def _read_exactly(response: requests.Response, size: int) -> bytearray:
+    """A body of known length read into one buffer allocated once (no growing, no re-copying)."""
+    body = bytearray(size)
+    filled = 0
+    with memoryview(body) as view:
+        for chunk in response.iter_content(_STREAM_CHUNK):
+            end = filled + len(chunk)
+            if end > size:  # more than announced: urllib3 would normally refuse; keep what fits
+                break
+            view[filled:end] = chunk
+            filled = end
+    if filled < size:
+        del body[filled:]
+    return body
 
 
 def b64encode(data: bytes) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from app.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage, merge
+from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
@@ -197,7 +198,7 @@ class GeminiClient(ProviderClient):
         return images, said
 
     def image(self, b64: Any, declared: Any) -> GeneratedImage:
-        mime = sniff_mime_b64(b64) if isinstance(b64, str) else None
+        mime = sniff_mime_b64(b64) if is_text(b64) else None
         if mime is None:
             raise UpstreamError(f"gemini answered with data that is not an image (declared {declared or 'nothing'})",
                                 provider=self.name)

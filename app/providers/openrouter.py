@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 from app import jsonio
 from app.errors import InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
+from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
@@ -284,13 +285,13 @@ def _read_message(message: dict) -> tuple[str | None, list[str]]:
 
 def _image_url(item: Any) -> str | None:
     """`{"image_url": {"url": ...}}`, tolerating a bare string and the SDKs' camelCase spelling."""
-    if isinstance(item, str):
+    if is_text(item):
         return item or None
     if not isinstance(item, dict):
         return None
     inner = item.get("image_url", item.get("imageUrl"))
-    url = inner.get("url") if isinstance(inner, dict) else inner if isinstance(inner, str) else item.get("url")
-    return url if isinstance(url, str) and url else None
+    url = inner.get("url") if isinstance(inner, dict) else inner if is_text(inner) else item.get("url")
+    return url if is_text(url) and url else None
 
 
 def _is_block(choice: dict) -> bool:
