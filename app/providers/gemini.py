@@ -10,6 +10,7 @@ from app.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamErro
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage, merge
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
+from app.observability import in_request_context
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
 
@@ -225,7 +226,8 @@ class GeminiClient(ProviderClient):
             result = self.predict(request, parameters, counts[0])
         else:
             with ThreadPoolExecutor(max_workers=len(counts), thread_name_prefix="imagen") as pool:
-                results = pool.map(lambda count: self.predict(request, parameters, count), counts)
+                # each call runs in the request's context, so its upstream wait and attempts are counted
+                results = pool.map(in_request_context(lambda count: self.predict(request, parameters, count)), counts)
                 result = merge([part.attach_text() for part in results])
         result.dropped = dropped
         return result
