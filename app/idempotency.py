@@ -1,6 +1,305 @@
-"""Idempotency-Key handling (to be written)."""
-from flask import Flask
+"""Idempotency-Key: a retried image request gets the kept answer instead of paying for a second image.
+
+Request hooks, so no view knows about it. Before a generation view runs, a request carrying the
+header is authenticated, fingerprinted (method, path, raw body) and then either replayed from the
+store, refused (409: the key was used for another body), made to wait for the same request already
+in flight, or allowed to run holding a claim on the key. After the view, a 2xx answer is kept and
+anything else releases the claim, so a failed generation can be retried for real.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from typing import Iterable, Iterator
+
+from flask import Flask, Response, current_app, g, request
+
+from app.errors import GatewayError, InvalidRequest
+from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
+
+log = logging.getLogger("gateway")
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_PATTERN = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
+GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
+API_PREFIXES = ("/v1/", "/api/v1/")
+KEPT_HEADER_PREFIX = "x-gateway-"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+FIXED_BOUNDARY = b"idempotency-boundary"
+JSON_WHITESPACE = b" \t\r\n"
+ERROR_OPENING = re.compile(rb'\{\s*"error"\s*:')
+OPENING_BYTES = 64
+POLL_INTERVAL = 0.2          # how often a waiting request looks for the first one's answer
+CLAIM_MARGIN = 30.0          # a request may outlive GATEWAY_REQUEST_DEADLINE by reading its body and writing its answer
+IN_PROGRESS_RETRY_AFTER = 10
+EXTENSION = "idempotency"
+_STATE = "_idempotency_claim"
+
+
+class Conflict(GatewayError):
+    """The Idempotency-Key cannot be used for this request (another body, or still in flight)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "idempotency_key_reused"
 
 
 def init_app(app: Flask) -> None:
-    """Install the Idempotency-Key hooks."""
+    """Choose the store from the settings (no I/O yet) and install the hooks."""
+    settings = app.extensions["gateway"].settings
+    app.extensions[EXTENSION] = from_settings(settings, claim_lifetime=settings.request_deadline + CLAIM_MARGIN)
+
+    @app.before_request
+    def claim_or_replay() -> Response | None:
+        if request.method != "POST" or not _covered(request.url_rule):
+            return None
+        key = request.headers.get(HEADER)
+        if key is None:
+            return None
+        if not KEY_PATTERN.fullmatch(key):
+            raise InvalidRequest(f"The {HEADER} header must be 1 to 255 printable ASCII characters",
+                                 code="invalid_idempotency_key")
+        authorization = request.headers.get("Authorization")
+        # only a known client may claim or replay; the blueprints' own auth hook runs after this one
+        current_app.extensions["gateway"].keys.check(authorization)
+        store: IdempotencyStore = current_app.extensions[EXTENSION]
+        record_key = namespaced(authorization, key)
+        fingerprint = request_fingerprint(request.method, request.path, request.get_data(cache=True),
+                                          request.mimetype_params.get("boundary") if request.mimetype == MULTIPART
+                                          else None)
+        wait_limit = current_app.extensions["gateway"].settings.request_deadline + CLAIM_MARGIN
+        try:
+            outcome = resolve(store, record_key, fingerprint, wait_limit)
+        except StoreUnavailable as exc:
+            # Fail open: the store is an extra guard against paying twice, and a Redis or disk outage
+            # must not stop image generation itself (the request simply runs as if it had no key).
+            log.warning("idempotency store unavailable (%s); running the request without Idempotency-Key "
+                        "protection", exc)
+            return None
+        if isinstance(outcome, Record):
+            log.info("idempotent replay")
+            return replay(outcome)
+        setattr(g, _STATE, _Claim(store, record_key, fingerprint, outcome))
+        return None
+
+    @app.after_request
+    def keep_answer(response: Response) -> Response:
+        claim = g.get(_STATE)
+        if claim is None or not claim.open:
+            return response
+        ok = 200 <= response.status_code < 300
+        headers = kept_headers(response)
+        if response.is_streamed:
+            if ok and response.mimetype == JSON:
+                # a JSON answer written in slices, or keep-alive whitespace then JSON: kept as it goes by
+                claim.handed_off = True
+                response.response = _KeepingBody(response.response, claim, response.status_code, headers)
+            else:
+                claim.release()  # event streams are not kept: a retry streams a new generation
+            return response
+        if ok:
+            claim.keep(response.status_code, headers, response.get_data())
+        else:
+            claim.release()
+        return response
+
+    @app.teardown_request
+    def release_leftover(_exc: BaseException | None) -> None:
+        claim = g.get(_STATE)
+        if claim is not None and claim.open and not claim.handed_off:
+            claim.release()
+
+
+def _covered(rule) -> bool:
+    if rule is None:
+        return False
+    path = rule.rule
+    return path.startswith(API_PREFIXES) and path.endswith(GENERATION_ROUTES)
+
+
+def namespaced(authorization: str, key: str) -> str:
+    """The store key: a digest of the client key and the Idempotency-Key, so clients never share answers."""
+    client_key = authorization.partition(" ")[2].strip()
+    client = hashlib.sha256(client_key.encode()).digest()
+    return hashlib.sha256(b"idempotency\0" + client + key.encode("ascii")).hexdigest()
+
+
+def request_fingerprint(method: str, path: str, body: bytes, boundary: str | None = None) -> str:
+    """A digest of the request as sent: method, path and raw body bytes.
+
+    A multipart body's boundary is swapped for a fixed one first: HTTP clients (httpx, requests)
+    draw a new random boundary for every attempt, so without this no retried upload would match.
+    RFC 2046 forbids the delimiter inside the parts, so the swap changes nothing else.
+    """
+    if boundary:
+        body = body.replace(b"--" + boundary.encode("latin-1"), b"--" + FIXED_BOUNDARY)
+    digest = hashlib.sha256(f"{method} {path}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def resolve(store: IdempotencyStore, key: str, fingerprint: str, wait_limit: float) -> Record | str:
+    """The kept answer to replay, or a claim token to run the request with; Conflict when neither.
+
+    Waits (polling) while the same request is in flight elsewhere: its answer is replayed when it
+    comes; if it fails instead, its claim goes away and this request claims the key and runs.
+    """
+    give_up = time.monotonic() + wait_limit
+    while True:
+        record = store.get(key)
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise _reused()
+            return record
+        token = store.claim(key, fingerprint)
+        if token is not None:
+            return token
+        holder = store.claimant(key)
+        if holder is None:
+            continue  # released (or stale) in between: look again
+        if holder and holder != fingerprint:
+            raise _reused()
+        if time.monotonic() >= give_up:
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry later",
+                           code="idempotency_key_in_progress",
+                           headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER), "x-should-retry": "true"})
+        time.sleep(POLL_INTERVAL)
+
+
+def _reused() -> Conflict:
+    # x-should-retry: the OpenAI SDKs retry 409s unless told not to, and a retry cannot help here
+    return Conflict("This Idempotency-Key was already used with a different request body; "
+                    "use a new key for a new request", headers={"x-should-retry": "false"})
+
+
+def kept_headers(response: Response) -> tuple[tuple[str, str], ...]:
+    """What a replay carries besides the body: the content type and the x-gateway-* headers."""
+    kept = [("Content-Type", response.headers.get("Content-Type", JSON))]
+    kept += [(name, value) for name, value in response.headers.items()
+             if name.lower().startswith(KEPT_HEADER_PREFIX)]
+    return tuple(kept)
+
+
+def replay(record: Record) -> Response:
+    response = Response(record.body, status=record.status, headers=list(record.headers))
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+class _Claim:
+    """One request's hold on a key: either kept (answer stored) or released, exactly once."""
+
+    def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, token: str):
+        self.store = store
+        self.key = key
+        self.fingerprint = fingerprint
+        self.token = token
+        self.open = True
+        self.handed_off = False  # a streamed body now owns it (it outlives the request context)
+
+    def keep(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
+        if self.open:
+            self._end(lambda: self.store.put(self.key, self.token, Record(self.fingerprint, status, headers, body)))
+
+    def release(self) -> None:
+        if self.open:
+            self._end(lambda: self.store.release(self.key, self.token))
+
+    def start_record(self, status: int, headers: tuple[tuple[str, str], ...]) -> RecordWriter | None:
+        """A writer for a body that arrives in pieces; None (and the claim released) when the store fails."""
+        try:
+            return self.store.writer(self.key, self.token, Record(self.fingerprint, status, headers, b""))
+        except Exception as exc:
+            self._report(exc)
+            self.release()
+            return None
+
+    def end_record(self, writer: RecordWriter, keep: bool) -> None:
+        if self.open:
+            self._end(writer.commit if keep else writer.abort)
+
+    def _end(self, action) -> None:
+        self.open = False
+        try:
+            action()
+        except Exception as exc:
+            self._report(exc)
+            if not isinstance(exc, StoreUnavailable):
+                # never leave the key claimed by mistake: waiters would hang on it until it went stale
+                with contextlib.suppress(Exception):
+                    self.store.release(self.key, self.token)
+
+    @staticmethod
+    def _report(exc: Exception) -> None:
+        if isinstance(exc, StoreUnavailable):
+            # the answer still goes to the client; only a retry will not find it
+            log.warning("idempotency store unavailable (%s); the answer was not kept", exc)
+        else:
+            log.error("failed to keep an answer for Idempotency-Key", exc_info=exc)
+
+
+class _KeepingBody:
+    """Wraps a streamed JSON body: bytes pass through unchanged and are written to the store as they go.
+
+    Two kinds of answer come this way: a JSON answer written lazily in slices (its status is real),
+    and the keep-alive answer (status 200 sent first, whitespace, then the JSON or an error object).
+    Leading whitespace is not kept, and a body that turns out to be `{"error": ...}` is not kept.
+    If the client hangs up first, the WSGI server calls close() early: the rest of the body is then
+    read anyway (the generation is paid for), so a retry with the same key finds the answer.
+    """
+
+    def __init__(self, body: Iterable[bytes], claim: _Claim, status: int, headers: tuple[tuple[str, str], ...]):
+        self._body = body
+        self._pieces = iter(body)
+        self._claim = claim
+        self._writer = claim.start_record(status, headers)
+        self._opening = b""       # the first bytes after the whitespace, to recognise an error object
+        self._complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            self._collect(piece)
+            yield piece
+        self._finish()
+
+    def close(self) -> None:
+        try:
+            if not self._complete and self._writer is not None:
+                for piece in self._pieces:  # the client is gone: finish reading for the next retry
+                    self._collect(piece)
+                self._finish()
+        except Exception:
+            log.exception("failed to finish an abandoned answer for Idempotency-Key")
+        finally:
+            if self._writer is not None:
+                self._claim.end_record(self._writer, keep=False)  # no-op once ended
+            self._claim.release()
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+
+    def _collect(self, piece: bytes) -> None:
+        if self._writer is None:
+            return
+        if not self._opening:
+            piece = piece.lstrip(JSON_WHITESPACE)
+            if not piece:
+                return
+        if len(self._opening) < OPENING_BYTES:
+            self._opening += piece[:OPENING_BYTES]
+        try:
+            self._writer.write(piece)
+        except StoreUnavailable:
+            self._claim.end_record(self._writer, keep=False)
+            self._writer = None
+
+    def _finish(self) -> None:
+        self._complete = True
+        if self._writer is not None:
+            # our error bodies are {"error": {...}} with that one key; an answer never starts so
+            self._claim.end_record(self._writer, keep=bool(self._opening) and not ERROR_OPENING.match(self._opening))
