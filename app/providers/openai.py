@@ -7,7 +7,7 @@ from typing import Callable
 from app.errors import GatewayError, InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
 from app.media import EXTENSION_OF_MIME, PNG, sniff_mime_b64
-from app.providers.base import ProviderClient, b64encode
+from app.providers.base import JSON_ANSWER, ProviderClient, b64encode
 
 GPT = "gpt-image"
 DALLE2 = "dall-e-2"
@@ -91,6 +91,9 @@ class OpenAIClient(ProviderClient):
             events = self._post_events("/images/generations", json=fields)
         result = ImageResult()
         for event, data in events:
+            if event == JSON_ANSWER:  # not streamed after all: an ordinary Images answer
+                result = self.to_result(data)
+                break
             kind_of_event = (data.get("type") if isinstance(data, dict) else None) or event or ""
             if not isinstance(data, dict) or "error" in data or kind_of_event == "error":
                 raise self._stream_error(data)

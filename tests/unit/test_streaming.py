@@ -156,3 +156,11 @@ def test_n_pictures_with_previews_are_different_pictures(stream_client, auth):
     finals = [c["choices"][0]["delta"]["images"][0]["image_url"]["url"] for c in frames
               if c["choices"] and "images" in c["choices"][0]["delta"]]
     assert len(finals) == 2 and finals[0] != finals[1]
+
+
+def test_an_upstream_that_answers_plain_json_to_a_stream_request_still_works(stream_client, auth):
+    with responses.RequestsMock() as rsps:
+        rsps.post(GENERATIONS, json={"created": 1, "data": [{"b64_json": PNG_B64}]})
+        frames = chunks(stream(stream_client, auth, chat_body(model="gpt-image-1", stream=True,
+                                                                 tool={"partial_images": 2})))
+    assert any("tool_calls" in c["choices"][0]["delta"] for c in frames if c["choices"])
