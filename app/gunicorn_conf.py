@@ -62,3 +62,28 @@ def child_exit(server, worker):
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def post_fork(server, worker):
+    """Pictures over 4 MB get their own memory mappings, handed back to the system when freed.
+
+    glibc otherwise raises its mmap threshold after the first large free, so later pictures land in
+    per-thread heaps that keep their size after the request: with 64 threads, RSS drifts up (8 MB
+    pictures: 142-154 MB per worker, 110 MB with this; bench/). Smaller buffers stay on the heap,
+    and the heap is not trimmed below 64 MB, so everyday 2 MB pictures pay no page faults for it.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
+_MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
