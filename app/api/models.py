@@ -1,7 +1,6 @@
 """GET /v1/models: the models this deployment can serve, in OpenAI's list shape."""
 from flask import Blueprint, current_app
 
-from app.errors import ModelNotFound
 from app.jsonio import json_response
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from app.config import PROVIDER_ENV, ProviderSettings, Settings
+from app.config import PROVIDER_ENV, Settings
 from app.downloads import Downloader
 from app.errors import ModelNotFound
 from app.providers.ark import ArkClient

@@ -4,7 +4,6 @@ import re
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from app import create_app
@@ -15,7 +14,7 @@ from app.generation import ImageRef, ImageRequest, generate
 from app.providers.ark import ArkClient
 from app.providers.registry import Router
 from tests.conftest import ARK_BASE, ARK_KEY
-from tests.support.fake_upstream import Recorded
+from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_B64, JPEG_BYTES, PNG_B64, PNG_BYTES
 
 GENERATIONS = ARK_BASE + "/images/generations"
@@ -40,11 +39,6 @@ def ok(data=None, **extra):
             "usage": {"generated_images": 1, "output_tokens": 16384, "total_tokens": 16384}, **extra}
 
 
-def sent(call) -> Recorded:
-    return Recorded(call.request.method, call.request.path_url, "",
-                    {k.lower(): v for k, v in call.request.headers.items()}, call.request.body or b"")
-
-
 def request(model=V40, prompt="a whale teapot", **kwargs) -> ImageRequest:
     return ImageRequest(model, prompt, param_prefix=TOOL, prompt_param="messages[0].content", **kwargs)
 
@@ -56,12 +50,6 @@ def data_ref(index: int, data: bytes = PNG_BYTES, mime: str = "image/png", label
 
 def http_ref(index: int, url: str = "https://cdn.example.test/robot.jpg") -> ImageRef:
     return ImageRef(url, f"messages[0].content[{index}].image_url.url")
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
 
 
 def body_of(mocked, req: ImageRequest, client: ArkClient | None = None) -> dict:

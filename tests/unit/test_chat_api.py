@@ -6,6 +6,7 @@ import responses
 
 from tests.conftest import OPENAI_BASE, chat_body
 from tests.support.fake_upstream import Recorded
+from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_BYTES, PNG_B64, PNG_DATA_URL, data_url
 
 GENERATIONS = OPENAI_BASE + "/images/generations"
@@ -27,9 +28,7 @@ def openai_up():
 
 
 def last_sent(rsps) -> Recorded:
-    call = rsps.calls[-1]
-    return Recorded(call.request.method, call.request.path_url, "",
-                    {k.lower(): v for k, v in call.request.headers.items()}, call.request.body or b"")
+    return sent(rsps.calls[-1])
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/v1/chat/completions"])

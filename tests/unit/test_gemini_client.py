@@ -3,7 +3,6 @@ import base64
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from app import schemas
@@ -14,7 +13,7 @@ from app.errors import InvalidRequest, ModelNotFound, ProviderRejected, RateLimi
 from app.generation import ImageRef, ImageRequest, generate
 from app.providers.gemini import GeminiClient
 from tests.conftest import GEMINI_BASE, GEMINI_KEY
-from tests.support.fake_upstream import Recorded
+from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_B64, JPEG_BYTES, PNG_B64, PNG_BYTES, PNG_DATA_URL
 
 FLASH = "gemini-2.5-flash-image"
@@ -52,17 +51,6 @@ def answer(*parts, finish="STOP", **extra) -> dict:
 
 def inline(b64=PNG_B64, mime="image/png") -> dict:
     return {"inlineData": {"mimeType": mime, "data": b64}}
-
-
-def sent(call) -> Recorded:
-    return Recorded(call.request.method, call.request.path_url, "",
-                    {k.lower(): v for k, v in call.request.headers.items()}, call.request.body or b"")
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
 
 
 def run(mocked, request, reply=None, url=ENDPOINT, **kwargs):

@@ -10,6 +10,7 @@ from app.generation import ImageResult
 from app.providers.local import LocalClient
 from tests.conftest import OPENAI_BASE
 from tests.support.fake_upstream import Recorded
+from tests.support.upstream_mock import sent as sent_call
 from tests.support.images import JPEG_BYTES, PNG_B64, PNG_BYTES, PNG_DATA_URL
 from tests.support.sse import data_frames, parse
 
@@ -29,9 +30,7 @@ def openai_up():
 
 
 def sent(rsps) -> Recorded:
-    request = rsps.calls[-1].request
-    return Recorded(request.method, request.path_url, "", {k.lower(): v for k, v in request.headers.items()},
-                    request.body or b"")
+    return sent_call(rsps.calls[-1])
 
 
 def test_generation_answers_images_response(client, auth):

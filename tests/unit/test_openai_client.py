@@ -3,7 +3,6 @@ import base64
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from app.config import ProviderSettings
@@ -11,7 +10,7 @@ from app.downloads import Downloader, DownloadPolicy
 from app.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
 from app.generation import ImageRef, ImageRequest, generate
 from app.providers.openai import OpenAIClient
-from tests.support.fake_upstream import Recorded
+from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_BYTES, PNG_B64, PNG_BYTES, WEBP_B64
 
 KEY = "sk-test-provider-secret-9a8b7c6d5e"
@@ -28,17 +27,6 @@ def make_client(**options) -> OpenAIClient:
 
 def ok(n=1, **extra):
     return {"created": 1767225600, "data": [{"b64_json": PNG_B64} for _ in range(n)], **extra}
-
-
-def sent(call) -> Recorded:
-    return Recorded(call.request.method, call.request.path_url, "",
-                    {k.lower(): v for k, v in call.request.headers.items()}, call.request.body or b"")
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
 
 
 def test_gpt_image_generation_sends_every_mapped_parameter_and_no_response_format(mocked):

@@ -4,7 +4,6 @@ import json
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from app import schemas
@@ -57,12 +56,6 @@ def answer(content="Here is your image.", images=(PNG_DATA_URL,), *, finish_reas
 
 def sent_json(mocked, index=0) -> dict:
     return json.loads(mocked.calls[index].request.body)
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
 
 
 # ----- what is sent -----
