@@ -34,6 +34,12 @@ class RequestStats:
     _intervals: list[tuple[float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def add(self, **counts: int) -> None:
+        """Add to counters (attempts, images) from any of the request's threads."""
+        with self._lock:
+            for name, amount in counts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
     def record_upstream(self, start: float, end: float) -> None:
         with self._lock:
             self._intervals.append((start, end))

@@ -140,8 +140,7 @@ def with_fallback(routes: list, run: Callable[[object], ImageResult], health: Ch
 def _count_attempt() -> None:
     stats = observability.current()
     if stats is not None:
-        with stats._lock:
-            stats.attempts += 1
+        stats.add(attempts=1)
 
 
 def _remaining() -> float | None:

@@ -53,8 +53,7 @@ class BackgroundGeneration(ImageEvents):
     def finished(self, slot: int, result: ImageResult) -> None:
         stats = observability.current()
         if stats is not None:
-            with stats._lock:
-                stats.images += len(result.images)
+            stats.add(images=len(result.images))
         self._queue.put(("finished", slot, result))
 
     def next(self, timeout: float) -> tuple | None:
