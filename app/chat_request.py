@@ -24,7 +24,6 @@ class ChatAsk:
     request: ImageRequest
     want_content: bool
     want_tool: bool
-    tool_params: dict
     stream: bool = False
     include_usage: bool = False
 
@@ -71,7 +70,7 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
         param_prefix=f"tools[{tool_index}].{IMAGE_TOOL}." if want_tool else "",
         prompt_param=f"messages[{index}].content",
     )
-    return ChatAsk(request=request, want_content=want_content, want_tool=want_tool, tool_params=tool_params,
+    return ChatAsk(request=request, want_content=want_content, want_tool=want_tool,
                    stream=bool(data.get("stream")),
                    include_usage=bool((data.get("stream_options") or {}).get("include_usage")))
 

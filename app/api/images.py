@@ -2,7 +2,7 @@
 from flask import Blueprint, Response, current_app, request
 
 from app import answers, dispatch, schemas, streaming
-from app.api.chat import json_answer, read_json_body
+from app.api.chat import json_answer, read_json_body, stream_response
 from app.errors import InvalidRequest, ProviderRejected
 from app.images_request import form_fields, json_references, read_images_request, uploaded_images
 from app.jsonio import json_response
@@ -40,17 +40,10 @@ def blueprint(prefix: str) -> Blueprint:
 
 def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     gateway = current_app.extensions["gateway"]
-    settings = gateway.settings
-    ask = read_images_request(data, settings, images=images, mask=mask)
+    ask = read_images_request(data, gateway.settings, images=images, mask=mask)
     planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
-        job, first = streaming.start(lambda events: dispatch.run_streaming(gateway, planned, events),
-                                     first_wait=settings.stream_keepalive)
-        headers = {"x-gateway-provider": planned.routes[0].client.name}
-        if first is not None and first[0] == "done":
-            headers = dispatch.answer_headers(planned.routes[0], first[1])
-        frames = streaming.ImagesStream(prefix, planned.request.params).frames(job, first, settings.stream_keepalive)
-        return Response(frames, mimetype="text/event-stream", headers={**streaming.HEADERS, **headers})
+        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params))
 
     def produce() -> Response:
         result, route = dispatch.run(gateway, planned)

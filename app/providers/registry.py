@@ -75,10 +75,6 @@ class Router:
             client = PROVIDERS[spec.provider](provider_settings, downloader, **build)
             self.channels[spec.name] = Channel(spec.name, spec.provider, client, spec.weight, spec.models)
 
-    @property
-    def clients(self) -> dict[str, ProviderClient]:
-        return {name: channel.client for name, channel in self.channels.items()}
-
     def routes(self, model: str) -> list[Route]:
         """Every route that may serve `model`, in the order to try them; 404 when there is none."""
         alias = self.routing.models.get(model)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import ssl
 import struct
@@ -31,6 +30,7 @@ from tests.support.fake_upstream import Reply
 from tests.support.gateway_process import ROOT, GatewayProcess, free_port
 from tests.support.images import PNG_BYTES, data_url
 from tests.support.openai_fake import image_b64
+from tests.support.processes import stop_group
 from tests.support.sse import data_frames, parse
 from tests.support.system import require_program
 
@@ -114,13 +114,7 @@ class Nginx:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # master and workers share the group
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_group(self.proc, timeout=10)  # master and workers share the group
         self._out.close()
 
     def log(self) -> str:

@@ -426,58 +426,50 @@ def spy_on_waiting(client) -> threading.Event:
     return waiting
 
 
-def test_concurrent_requests_with_one_key_make_one_upstream_call(idem_client):
-    entered, go, waiting = threading.Event(), threading.Event(), spy_on_waiting(idem_client)
+def twins(client, replies) -> tuple[dict, int]:
+    """Two requests with one key, the second sent while the first is generating.
 
-    def slow_answer(request):
+    The upstream holds its answers (`replies`, in order) until the second request is seen waiting;
+    returns both answers and the number of upstream calls made.
+    """
+    entered, go, waiting = threading.Event(), threading.Event(), spy_on_waiting(client)
+    queued = iter(replies)
+
+    def answer(request):
         entered.set()
         go.wait(5)
-        return 200, {}, json.dumps(OPENAI_ANSWER)
+        return next(queued)
 
     answers = {}
     with responses.RequestsMock() as rsps:
-        rsps.add_callback(responses.POST, GENERATIONS, callback=slow_answer)
-        first = threading.Thread(target=lambda: answers.setdefault("first", post(idem_client, chat_body(
+        rsps.add_callback(responses.POST, GENERATIONS, callback=answer)
+        first = threading.Thread(target=lambda: answers.setdefault("first", post(client, chat_body(
             model="gpt-image-1"))))
         first.start()
         assert entered.wait(5)
-        second = threading.Thread(target=lambda: answers.setdefault("second", post(idem_client, chat_body(
+        second = threading.Thread(target=lambda: answers.setdefault("second", post(client, chat_body(
             model="gpt-image-1"))))
         second.start()
         assert waiting.wait(5)  # the second request is polling while the first generates
         go.set()
         first.join(5)
         second.join(5)
-        assert upstream_calls(rsps) == 1
+        calls = upstream_calls(rsps)
+    return answers, calls
+
+
+def test_concurrent_requests_with_one_key_make_one_upstream_call(idem_client):
+    answers, calls = twins(idem_client, [(200, {}, json.dumps(OPENAI_ANSWER))])
+    assert calls == 1
     assert answers["first"].status_code == answers["second"].status_code == 200
     assert answers["second"].headers["Idempotent-Replayed"] == "true"
     assert answers["second"].get_data() == answers["first"].get_data()
 
 
 def test_a_waiter_generates_when_the_first_request_fails(idem_client):
-    entered, go, waiting = threading.Event(), threading.Event(), spy_on_waiting(idem_client)
-    replies = iter([(500, {}, json.dumps({"error": {"message": "boom"}})), (200, {}, json.dumps(OPENAI_ANSWER))])
-
-    def answer(request):
-        entered.set()
-        go.wait(5)
-        return next(replies)
-
-    answers = {}
-    with responses.RequestsMock() as rsps:
-        rsps.add_callback(responses.POST, GENERATIONS, callback=answer)
-        first = threading.Thread(target=lambda: answers.setdefault("first", post(idem_client, chat_body(
-            model="gpt-image-1"))))
-        first.start()
-        assert entered.wait(5)
-        second = threading.Thread(target=lambda: answers.setdefault("second", post(idem_client, chat_body(
-            model="gpt-image-1"))))
-        second.start()
-        assert waiting.wait(5)
-        go.set()
-        first.join(5)
-        second.join(5)
-        assert upstream_calls(rsps) == 2
+    answers, calls = twins(idem_client, [(500, {}, json.dumps({"error": {"message": "boom"}})),
+                                         (200, {}, json.dumps(OPENAI_ANSWER))])
+    assert calls == 2
     assert answers["first"].status_code == 502
     assert answers["second"].status_code == 200 and "Idempotent-Replayed" not in answers["second"].headers
 
