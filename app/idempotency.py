@@ -158,7 +158,13 @@ def resolve(store: IdempotencyStore, key: str, fingerprint: str, wait_limit: flo
             return record
         token = store.claim(key, fingerprint)
         if token is not None:
-            return token
+            # The request in flight may have kept its answer and let go of the key between our
+            # lookup and our claim (both stores write the record before dropping the claim): look
+            # once more, or the same image would be generated and paid for twice.
+            if store.get(key) is None:
+                return token
+            store.release(key, token)
+            continue
         holder = store.claimant(key)
         if holder is None:
             continue  # released (or stale) in between: look again

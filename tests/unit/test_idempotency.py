@@ -298,6 +298,31 @@ def test_a_waiter_runs_the_request_itself_when_the_first_one_fails(make_store):
     assert isinstance(outcome, str) and store.claimant(hexkey()) == "fp"
 
 
+def test_a_waiter_replays_an_answer_kept_between_its_lookup_and_its_claim(make_store):
+    """The first request keeps its answer and lets go of the key just after the waiter looked for a
+    record and just before it tries to claim: the waiter must replay, not run a second generation."""
+    store = make_store()
+    token = store.claim(hexkey(), "fp")
+
+    class FinishingInBetween:
+        def __init__(self):
+            self.finished = False
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def get(self, key):
+            found = store.get(key)
+            if found is None and not self.finished:
+                self.finished = True
+                store.put(hexkey(), token, record(body=b'{"first":1}'))
+            return found
+
+    outcome = idempotency.resolve(FinishingInBetween(), hexkey(), "fp", wait_limit=5)
+    assert isinstance(outcome, Record) and outcome.body == b'{"first":1}'
+    assert store.claimant(hexkey()) is None  # the claim won in the race was given back
+
+
 def test_a_waiter_gives_up_with_409_in_progress(make_store):
     store = make_store()
     store.claim(hexkey(), "fp")
