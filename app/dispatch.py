@@ -1,5 +1,7 @@
 """From a validated ImageRequest to a result: routes, per-model defaults, deadline, retries, fallback.
 
+Input images given by URL are downloaded once per request, whatever the fan-out, retries and fallbacks.
+
 Both API surfaces (chat completions and the Images API) come through here, streaming or not.
 """
 from __future__ import annotations
@@ -7,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from app import observability
+from app import input_fetches, observability
 from app.generation import ImageEvents, ImageRequest, ImageResult, generate, generate_events
 from app.resilience import EmissionGuard, RetryingClient, with_fallback
 
@@ -41,7 +43,8 @@ def run(gateway, planned: Plan) -> tuple[ImageResult, object]:
         return generate(client, replace(planned.request, model=route.upstream_model),
                         fanout_threads=settings.fanout_threads)
 
-    result, route = with_fallback(planned.routes, on_route, gateway.health, gateway.retry_policy)
+    with input_fetches.shared():
+        result, route = with_fallback(planned.routes, on_route, gateway.health, gateway.retry_policy)
     observability.note(images=len(result.images))
     return result, route
 
@@ -55,8 +58,9 @@ def run_streaming(gateway, planned: Plan, events: ImageEvents) -> ImageResult:
         return generate_events(client, replace(planned.request, model=route.upstream_model), guard,
                                fanout_threads=gateway.settings.fanout_threads)
 
-    result, _ = with_fallback(planned.routes, on_route, gateway.health, gateway.retry_policy,
-                              may_fall_back=lambda: not guard.emitted)
+    with input_fetches.shared():
+        result, _ = with_fallback(planned.routes, on_route, gateway.health, gateway.retry_policy,
+                                  may_fall_back=lambda: not guard.emitted)
     return result
 
 

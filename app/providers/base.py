@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from app import jsonio, metrics, observability
+from app import input_fetches, jsonio, metrics, observability
 from app.config import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
 from app.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
@@ -314,7 +314,7 @@ class ProviderClient:
         if not ref.is_remote:
             return ref.data, ref.mime
         try:
-            return self.downloader.fetch(ref.url)
+            return input_fetches.fetch(ref.url, self.downloader.fetch)
         except DownloadRefused as exc:
             raise InvalidRequest(f"Could not use the image URL: {exc.message}", param=ref.param) from None
 

@@ -4,7 +4,7 @@ import base64
 import pytest
 import responses
 
-from tests.conftest import OPENAI_BASE, chat_body
+from tests.conftest import GEMINI_BASE, OPENAI_BASE, chat_body
 from tests.support.fake_upstream import Recorded
 from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_BYTES, PNG_B64, PNG_DATA_URL, data_url
@@ -199,3 +199,62 @@ def test_models_endpoint_lists_live_models_in_openai_shape(client, auth):
 def test_model_retrieve(client, auth):
     assert client.get("/v1/models/gpt-image-1", headers=auth).json["owned_by"] == "openai"
     assert client.get("/v1/models/nope", headers=auth).status_code == 404
+
+
+# --- input images given by URL: downloaded once per request ---
+
+GEMINI_FLASH = f"{GEMINI_BASE}/v1beta/models/gemini-2.5-flash-image:generateContent"
+CAT_URL = "http://localhost/cat.jpg"
+GEMINI_ANSWER = {"candidates": [{"content": {"role": "model", "parts": [
+    {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]}, "finishReason": "STOP"}]}
+
+
+def edit_body(n: int, **extra) -> dict:
+    return chat_body(model="gemini-2.5-flash-image", n=n, messages=[
+        {"role": "user", "content": [{"type": "text", "text": "give the cat a hat"},
+                                     {"type": "image_url", "image_url": {"url": CAT_URL}}]}], **extra)
+
+
+def calls_to(rsps, method: str, url: str) -> list:
+    return [call for call in rsps.calls if call.request.method == method and call.request.url == url]
+
+
+@pytest.fixture
+def private_urls_client(make_app, auth):
+    app = make_app(GATEWAY_ALLOW_PRIVATE_URLS="1", GATEWAY_MAX_ATTEMPTS="2", GATEWAY_RETRY_BACKOFF_SECONDS="0.01")
+    client = app.test_client()
+    return lambda body: client.post("/v1/chat/completions", json=body, headers=auth)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_input_image_url_is_downloaded_once_for_all_fanned_out_calls(private_urls_client, stream):
+    with responses.RequestsMock() as rsps:
+        rsps.get(CAT_URL, body=JPEG_BYTES, content_type="image/jpeg")
+        rsps.post(GEMINI_FLASH, json=GEMINI_ANSWER)
+        response = private_urls_client(edit_body(3, stream=stream))
+        response.get_data()
+        assert response.status_code == 200
+        assert len(calls_to(rsps, "GET", CAT_URL)) == 1
+        posts = calls_to(rsps, "POST", GEMINI_FLASH)
+        assert len(posts) == 3
+        cat = base64.b64encode(JPEG_BYTES).decode()
+        assert all(sent(call).json["contents"][0]["parts"][1]["inlineData"]["data"] == cat for call in posts)
+
+
+def test_a_retried_call_reuses_the_downloaded_input(private_urls_client):
+    with responses.RequestsMock() as rsps:
+        rsps.get(CAT_URL, body=JPEG_BYTES, content_type="image/jpeg")
+        rsps.post(GEMINI_FLASH, status=503, json={"error": {"message": "overloaded", "status": "UNAVAILABLE"}})
+        rsps.post(GEMINI_FLASH, json=GEMINI_ANSWER)
+        response = private_urls_client(edit_body(1))
+        assert response.status_code == 200 and response.headers["x-gateway-attempts"] == "2"
+        assert len(calls_to(rsps, "GET", CAT_URL)) == 1
+
+
+def test_a_refused_input_url_is_one_download_and_one_400_for_all_calls(private_urls_client):
+    with responses.RequestsMock() as rsps:
+        rsps.get(CAT_URL, body=b"<html>not a cat</html>", content_type="text/html")
+        response = private_urls_client(edit_body(3))
+        assert response.status_code == 400
+        assert response.json["error"]["param"] == "messages[0].content[1].image_url.url"
+        assert len(calls_to(rsps, "GET", CAT_URL)) == 1 and not calls_to(rsps, "POST", GEMINI_FLASH)
