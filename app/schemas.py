@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.errors import InvalidRequest
 
@@ -171,12 +171,48 @@ class MessageContent(fields.Field):
         return parts
 
 
+class ImageToolCalls(fields.Field):
+    """An assistant turn's `tool_calls`: the pictures of earlier `image_generation` calls, so a client
+    that sends our tool-form answer back lets the model see what it drew. Other calls are ignored."""
+
+    default_error_messages = {"invalid": "Must be a list of tool calls."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        pictures, errors = [], {}
+        for index, call in enumerate(value):
+            if not isinstance(call, dict) or call.get("type") != IMAGE_TOOL:
+                continue
+            details = call.get(IMAGE_TOOL)
+            result = details.get("result") if isinstance(details, dict) else None
+            if result is None:
+                continue  # a call that made no picture (failed, or only described)
+            if not isinstance(result, str) or not result:
+                errors[index] = {IMAGE_TOOL: {"result": ["Must be the picture as base64 text."]}}
+                continue
+            pictures.append({"index": index, "result": result})
+        if errors:
+            raise ValidationError(errors)
+        return pictures
+
+
 class MessageSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     content = MessageContent(load_default=None, allow_none=True)
+    # assistant turns as our answers carry them: `images` (modalities form), `tool_calls` (tool form)
+    images = fields.List(fields.Nested(ImagePartSchema), allow_none=True)
+    tool_calls = ImageToolCalls(allow_none=True)
+
+    @pre_load
+    def _pictures_only_on_assistant_turns(self, data, **kwargs):
+        # other roles' extra fields (e.g. Ollama-style `images` on user turns) stay ignored, as before
+        if isinstance(data, dict) and data.get("role") != "assistant":
+            data = {k: v for k, v in data.items() if k not in ("images", "tool_calls")}
+        return data
 
 
 class ToolsField(fields.Field):

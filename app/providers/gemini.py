@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
+from app.chat_request import turn_parts
 from app.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage, merge
 from app.jsonio import is_text
@@ -120,21 +121,18 @@ class GeminiClient(ProviderClient):
                 if text:
                     system.append(text)
             elif role in CONTENT_ROLES and index <= last_user:
-                parts = self.parts(message.get("content"), index)
+                parts = self.parts(message, index)
                 if parts:
                     contents.append({"role": CONTENT_ROLES[role], "parts": parts})
         return contents, system
 
-    def parts(self, content: Any, index: int) -> list[dict]:
-        if isinstance(content, str):
-            return [{"text": content}] if content else []
+    def parts(self, message: dict, index: int) -> list[dict]:
         parts = []
-        for part_index, part in enumerate(content or []):
+        for part, url_param in turn_parts(message, index):
             if part["type"] == "text" and part["text"]:
                 parts.append({"text": part["text"]})
             elif part["type"] == "image_url":
-                param = f"messages[{index}].content[{part_index}].image_url.url"
-                parts.append(_inline(*self.image_from_url(part["image_url"]["url"], param)))
+                parts.append(_inline(*self.image_from_url(part["image_url"]["url"], url_param)))
         return parts
 
     def image_config(self, request: ImageRequest,

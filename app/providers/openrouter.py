@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from app import jsonio
+from app.chat_request import turn_parts
 from app.errors import InvalidRequest, UpstreamError
 from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
 from app.jsonio import is_text
@@ -220,18 +221,19 @@ def _message(message: dict, index: int) -> dict | None:
         return {"role": "system", "content": text} if text else None
     if role not in CONVERSATION_ROLES:
         return None  # tool results answer function calls OpenRouter never saw
-    if isinstance(content, str):
-        return {"role": role, "content": content} if content else None
-    parts = [p for p in (_part(part, f"messages[{index}].content[{i}]") for i, part in enumerate(content or []))
-             if p is not None]
-    return {"role": role, "content": parts} if parts else None
+    parts = [p for p in (_part(part, url_param) for part, url_param in turn_parts(message, index)) if p is not None]
+    if not parts:
+        return None
+    if isinstance(content, str) and len(parts) == 1 and parts[0]["type"] == "text":
+        return {"role": role, "content": content}  # a plain text turn stays as the client wrote it
+    return {"role": role, "content": parts}
 
 
-def _part(part: dict, param: str) -> dict | None:
+def _part(part: dict, url_param: str | None) -> dict | None:
     if part.get("type") == "text":
         return {"type": "text", "text": part["text"]} if part.get("text") else None
     if part.get("type") == "image_url":
-        image_url = {"url": _input_url(part["image_url"]["url"], param + ".image_url.url")}
+        image_url = {"url": _input_url(part["image_url"]["url"], url_param)}
         if part["image_url"].get("detail"):
             image_url["detail"] = part["image_url"]["detail"]
         return {"type": "image_url", "image_url": image_url}

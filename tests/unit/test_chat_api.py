@@ -258,3 +258,28 @@ def test_a_refused_input_url_is_one_download_and_one_400_for_all_calls(private_u
         assert response.status_code == 400
         assert response.json["error"]["param"] == "messages[0].content[1].image_url.url"
         assert len(calls_to(rsps, "GET", CAT_URL)) == 1 and not calls_to(rsps, "POST", GEMINI_FLASH)
+
+
+@pytest.mark.parametrize("ask", [{"modalities": ["image", "text"]},
+                                 {"modalities": None, "tool": {"output_format": "png"}},
+                                 {"modalities": ["image", "text"], "tool": {"output_format": "png"}}],
+                         ids=["modalities", "tool", "both"])
+def test_an_answer_sent_back_as_history_shows_the_model_its_picture_once(post_chat, ask):
+    first = post_chat(chat_body("a kite", **ask))
+    assert first.status_code == 200
+    picture = first.json["choices"][0]["message"]
+    history = [{"role": "user", "content": "a kite"}, picture, {"role": "user", "content": "now purple"}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(GEMINI_FLASH, json=GEMINI_ANSWER)
+        assert post_chat(chat_body(model="gemini-2.5-flash-image", messages=history)).status_code == 200
+        model_turn = sent(rsps.calls[0]).json["contents"][1]
+    assert model_turn["role"] == "model"
+    pictures = [part["inlineData"] for part in model_turn["parts"] if "inlineData" in part]
+    assert [inline["mimeType"] for inline in pictures] == ["image/png"]
+    assert base64.b64decode(pictures[0]["data"]) == decoded_image_of(picture)
+
+
+def decoded_image_of(message: dict) -> bytes:
+    if message.get("images"):
+        return decoded_image(message["images"][0]["image_url"]["url"])
+    return base64.b64decode(message["tool_calls"][0]["image_generation"]["result"])

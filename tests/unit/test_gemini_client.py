@@ -105,6 +105,16 @@ def test_the_whole_conversation_is_translated(mocked):
     }
 
 
+def test_an_earlier_tool_form_picture_becomes_one_model_turn_image(mocked):
+    picture = {"id": "ig_1", "type": "image_generation",
+               "image_generation": {"status": "completed", "result": JPEG_B64, "output_format": "jpeg"}}
+    run(mocked, chat([{"role": "user", "content": "a kite"},
+                      {"role": "assistant", "content": "Here it is.", "tool_calls": [picture]},
+                      {"role": "user", "content": "now purple"}]))
+    assert body_sent(mocked)["contents"][1] == {
+        "role": "model", "parts": [{"text": "Here it is."}, inline(JPEG_B64, "image/jpeg")]}
+
+
 def test_model_turns_after_the_last_user_message_are_not_sent(mocked):
     run(mocked, chat([{"role": "user", "content": "a fox"}, {"role": "assistant", "content": "Sure!"},
                       {"role": "system", "content": "Be brief."}]))

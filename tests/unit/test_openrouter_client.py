@@ -101,6 +101,52 @@ def test_the_whole_conversation_is_translated(mocked):
     ]
 
 
+def image_call(b64: str, **details) -> dict:
+    """A tool call as the gateway's tool-form answer carries a picture."""
+    return {"id": "ig_1", "type": "image_generation",
+            "image_generation": {"status": "completed", "result": b64, "output_format": "jpeg", **details}}
+
+
+def sent_assistant_turn(mocked, assistant: dict) -> dict:
+    messages = [{"role": "user", "content": "a kite"}, {"role": "assistant", **assistant},
+                {"role": "user", "content": "now purple"}]
+    mocked.post(CHAT, json=answer())
+    make_client().generate(chat_request(messages=messages))
+    return sent_json(mocked)["messages"][1]
+
+
+@pytest.mark.parametrize("assistant", [
+    # tool form: the picture only in tool_calls (besides calls of other tools)
+    {"content": "Here is the kite.", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}},
+        image_call(JPEG_B64)]},
+    # OpenRouter's convention: a text content and the pictures in `images`
+    {"content": "Here is the kite.", "images": [image_part(JPEG_DATA_URL)]},
+    # the gateway's answer with both shapes asked: one picture in content, images and tool_calls
+    {"content": [{"type": "text", "text": "Here is the kite."}, image_part(JPEG_DATA_URL)],
+     "images": [image_part(JPEG_DATA_URL)], "tool_calls": [image_call(JPEG_B64)]},
+], ids=["tool_calls", "images", "all-three"])
+def test_an_earlier_assistant_picture_is_sent_once_whichever_shape_it_came_back_in(mocked, assistant):
+    assert sent_assistant_turn(mocked, assistant) == {
+        "role": "assistant", "content": [{"type": "text", "text": "Here is the kite."}, image_part(JPEG_DATA_URL)]}
+
+
+def test_a_text_only_assistant_turn_stays_a_string(mocked):
+    assert sent_assistant_turn(mocked, {"content": "No picture this time.", "tool_calls": []}) == {
+        "role": "assistant", "content": "No picture this time."}
+
+
+@pytest.mark.parametrize("result, error", [(12, "base64 text"), ("bm90IGFuIGltYWdl", "does not hold")])
+def test_a_bad_tool_call_picture_is_the_callers_400_naming_it(mocked, result, error):
+    messages = [{"role": "user", "content": "a kite"},
+                {"role": "assistant", "content": None, "tool_calls": [image_call(JPEG_B64), image_call(result)]},
+                {"role": "user", "content": "now purple"}]
+    with pytest.raises(InvalidRequest, match=error) as caught:
+        make_client().generate(chat_request(messages=messages))
+    assert caught.value.param == "messages[1].tool_calls[1].image_generation.result"
+    assert len(mocked.calls) == 0
+
+
 def test_a_mislabelled_data_url_is_sent_with_the_type_of_its_bytes(mocked):
     mislabelled = "data:image/png;base64," + JPEG_B64
     mocked.post(CHAT, json=answer())

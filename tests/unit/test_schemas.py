@@ -123,3 +123,31 @@ def test_list_errors_sort_numerically():
     with pytest.raises(InvalidRequest) as caught:
         load(SCHEMA, body(messages=messages))
     assert caught.value.param == "messages[2].role"
+
+
+def test_pictures_of_earlier_assistant_turns_are_read_and_other_roles_extras_ignored():
+    payload = body(messages=[
+        {"role": "user", "content": "a kite", "images": ["aGVsbG8="], "tool_calls": "whatever"},
+        {"role": "assistant", "content": None, "images": [{"type": "image_url", "image_url": {"url": "data:x"}}],
+         "tool_calls": [{"type": "function", "function": {"name": "f"}},
+                        {"type": "image_generation", "image_generation": {"status": "failed"}},
+                        {"type": "image_generation", "image_generation": {"result": "iVBORw0KGgo="}}]},
+        {"role": "user", "content": "now purple"}])
+    user, assistant, _ = load(SCHEMA, payload)["messages"]
+    assert "images" not in user and "tool_calls" not in user
+    assert assistant["images"] == [{"type": "image_url", "image_url": {"url": "data:x"}}]
+    assert assistant["tool_calls"] == [{"index": 2, "result": "iVBORw0KGgo="}]
+
+
+@pytest.mark.parametrize("field, value, param", [
+    ("tool_calls", {"type": "image_generation"}, "messages.1.tool_calls"),
+    ("tool_calls", [{"type": "image_generation", "image_generation": {"result": ""}}],
+     "messages.1.tool_calls.0.image_generation.result"),
+    ("images", ["aGVsbG8="], "messages.1.images.0"),
+])
+def test_malformed_assistant_pictures_are_400_naming_the_field(field, value, param):
+    payload = body(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", field: value},
+                             {"role": "user", "content": "c"}])
+    with pytest.raises(InvalidRequest) as caught:
+        load(SCHEMA, payload)
+    assert caught.value.param.replace("[", ".").replace("]", "") == param
