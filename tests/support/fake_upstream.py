@@ -87,6 +87,9 @@ Handler = Callable[[Recorded], Reply]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: the gateway's 2 workers x 64 threads opening connections
+    # at once overflow it on a busy machine, and the kernel then resets some (a real provider would not)
+    request_queue_size = 256
 
     def handle_error(self, request, client_address):  # clients hanging up early is part of the tests
         pass
