@@ -114,11 +114,4 @@ def images_response(result: ImageResult, requested: dict) -> dict:
 
 def images_usage(usage: Usage) -> dict:
     """Chat-terms usage back in the Images API's input/output token terms."""
-    out: dict = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
-                 "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens}
-    if usage.prompt_details:
-        out["input_tokens_details"] = dict(usage.prompt_details)
-    if usage.completion_details:
-        out["output_tokens_details"] = dict(usage.completion_details)
-    out.update(usage.extra)
-    return out
+    return usage.to_dict(prompt="input", completion="output")

@@ -80,16 +80,17 @@ class Usage:
             merged(self.extra, other.extra),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self, prompt: str = "prompt", completion: str = "completion") -> dict:
+        """The usage object of an answer; the Images API names the two sides "input" and "output"."""
         out: dict[str, Any] = {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
+            f"{prompt}_tokens": self.prompt_tokens,
+            f"{completion}_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens or self.prompt_tokens + self.completion_tokens,
         }
         if self.prompt_details:
-            out["prompt_tokens_details"] = dict(self.prompt_details)
+            out[f"{prompt}_tokens_details"] = dict(self.prompt_details)
         if self.completion_details:
-            out["completion_tokens_details"] = dict(self.completion_details)
+            out[f"{completion}_tokens_details"] = dict(self.completion_details)
         out.update(self.extra)
         return out
 
