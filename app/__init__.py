@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from app.auth import KeyChecker
     from app.config import Settings
     from app.downloads import Downloader
-    from app.providers.registry import Router
     from app.resilience import ChannelHealth, RetryPolicy
+    from app.routing import Router
 
 
 @dataclass
@@ -41,8 +41,9 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.auth import KeyChecker
     from app.config import Settings
     from app.downloads import Downloader, DownloadPolicy
-    from app.providers.registry import Router
+    from app.core import context
     from app.resilience import ChannelHealth, RetryPolicy
+    from app.routing import Router
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
     app = Flask(__name__)
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     logging.getLogger("gateway").setLevel(settings.log_level)
+    app.before_request(context.begin)  # first: every later hook and view may read the request context
     request_log.init_app(app)
     idempotency.init_app(app)
     errors.init_app(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from app.generation import GeneratedImage, ImageResult, Usage
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import Raw
 from app.media import FORMAT_OF_MIME, image_size_b64
 

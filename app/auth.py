@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from app.errors import AuthenticationFailed
+from app.core.errors import AuthenticationFailed
 
 NO_KEYS = "No client keys are configured: set GATEWAY_API_KEYS (comma-separated) to enable the API"
 MISSING = "Missing client key: send Authorization: Bearer <key>"

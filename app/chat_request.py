@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from app.errors import InvalidRequest
-from app.generation import ImageRef, ImageRequest
+from app.core.conversation import IMAGE_TOOL, text_of
+from app.core.errors import InvalidRequest
+from app.core.request import ImageRef, ImageRequest
 from app.media import decode_data_url
-from app.schemas import IMAGE_TOOL
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -45,7 +45,7 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
                              param="messages", code="too_many_messages")
     index = _last_user_message(messages)
     content = messages[index].get("content")
-    prompt = _prompt(content)
+    prompt = text_of(content)
     if not prompt.strip():
         raise InvalidRequest("The last user message has no text to use as the image prompt",
                              param=f"messages[{index}].content")
@@ -88,42 +88,6 @@ def _last_user_message(messages: list[dict]) -> int:
             return index
     raise InvalidRequest("The conversation has no user message to take the image prompt from",
                          param="messages")
-
-
-def _prompt(content) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "\n".join(part["text"] for part in content if part["type"] == "text" and part["text"])
-
-
-def turn_parts(message: dict, index: int) -> Iterator[tuple[dict, str | None]]:
-    """A turn's text and image parts for providers that are sent the whole conversation, each image
-    with the dotted path of its URL in the client's body (text parts: None).
-
-    An assistant turn's pictures come from the first place that holds any: its content parts, its
-    `images` (OpenRouter's convention), or the results of its `image_generation` tool calls (turned
-    into data URL parts). Our own answers carry one picture in several of these places, so a client
-    that sends an answer back unchanged shows the model each picture once.
-    """
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            yield {"type": "text", "text": content}, None
-        content = []
-    for part_index, part in enumerate(content or []):
-        url_param = f"messages[{index}].content[{part_index}].image_url.url" if part["type"] == "image_url" else None
-        yield part, url_param
-    if message["role"] != "assistant" or any(part["type"] == "image_url" for part in content or []):
-        return
-    if message.get("images"):
-        for image_index, part in enumerate(message["images"]):
-            yield part, f"messages[{index}].images[{image_index}].image_url.url"
-        return
-    for picture in message.get("tool_calls") or []:
-        part = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + picture["result"]}}
-        yield part, f"messages[{index}].tool_calls[{picture['index']}].{IMAGE_TOOL}.result"
 
 
 def check_prompt(prompt: str, limits, param: str) -> None:

@@ -6,6 +6,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from app import routing_config
+from app.core.settings import ConfigError, ProviderSettings, parse_flag
+from app.providers.registry import PROVIDERS
+
 DEFAULT_PORT = 8000
 DEFAULT_WEB_CONCURRENCY = 2
 DEFAULT_THREADS = 64
@@ -34,45 +38,6 @@ DEFAULT_MAX_INPUT_IMAGES = 16
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PROMPT_CHARS = 32000
 
-# provider name -> (env prefix, default base URL). Adding a provider adds a line here only if it
-# is configured through the environment; the client module itself is the other half.
-PROVIDER_ENV = {
-    "openai": ("OPENAI", "https://api.openai.com/v1"),
-    "ark": ("ARK", "https://ark.cn-beijing.volces.com/api/v3"),
-    "openrouter": ("OPENROUTER", "https://openrouter.ai/api/v1"),
-    "gemini": ("GEMINI", "https://generativelanguage.googleapis.com"),
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-class ConfigError(ValueError):
-    """A setting has a value the service cannot start with; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    """One upstream account: where it lives, its key, and provider-specific extras."""
-
-    name: str
-    api_key: str | None
-    base_url: str
-    timeout: float
-    extra_models: tuple[str, ...] = ()
-    options: Mapping[str, str] = field(default_factory=dict)
-    key_env: str | None = None  # a routing-file channel names its own variable
-
-    @property
-    def key_variable(self) -> str:
-        if self.key_env:
-            return self.key_env
-        return f"{PROVIDER_ENV[self.name][0]}_API_KEY" if self.name in PROVIDER_ENV else ""
-
-    def __repr__(self) -> str:  # never print the key
-        return f"ProviderSettings(name={self.name!r}, base_url={self.base_url!r}, key={'set' if self.api_key else 'unset'})"
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the service is configured with; built once, then only read."""
@@ -91,7 +56,7 @@ class Settings:
     log_prompts: bool = False
     metrics_token: str | None = None
     config_file: str | None = None
-    routing: Any = None                 # app.routing_config.RoutingConfig, from GATEWAY_CONFIG
+    routing: routing_config.RoutingConfig | None = None   # from GATEWAY_CONFIG
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
     retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
@@ -127,26 +92,8 @@ class Settings:
         mapping = os.environ if environ is None else environ
         env = _Env(mapping)
         timeout = env.number("GATEWAY_UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, minimum=1)
-        providers = {}
-        for name, (prefix, default_base) in PROVIDER_ENV.items():
-            options = {
-                key[len(prefix) + 1:].lower(): value
-                for key, value in env.items()
-                if key.startswith(prefix + "_")
-                and key not in (f"{prefix}_API_KEY", f"{prefix}_BASE_URL", f"{prefix}_MODELS")
-            }
-            providers[name] = ProviderSettings(
-                name=name,
-                api_key=env.text(f"{prefix}_API_KEY") or None,
-                base_url=(env.text(f"{prefix}_BASE_URL") or default_base).rstrip("/"),
-                timeout=timeout,
-                extra_models=env.words(f"{prefix}_MODELS"),
-                options=options,
-            )
-        providers["local"] = ProviderSettings(
-            name="local", api_key=None, base_url="local:", timeout=timeout,
-            extra_models=env.words("LOCAL_MODELS"),
-        )
+        providers = {name: _provider(name, cls.env_prefix, cls.default_base_url, env, timeout)
+                     for name, cls in PROVIDERS.items()}
         return cls(
             api_keys=env.words("GATEWAY_API_KEYS"),
             providers=providers,
@@ -191,9 +138,26 @@ class Settings:
         )
 
 
-def _routing(path: str, environ: Mapping[str, object]):
-    from app import routing_config  # imported here: it needs this module's names
-    return routing_config.load(path, environ) if path else routing_config.RoutingConfig()
+def _provider(name: str, prefix: str, default_base: str, env: "_Env", timeout: float) -> ProviderSettings:
+    """A provider's account from <PREFIX>_API_KEY, _BASE_URL, _MODELS; any other <PREFIX>_X is option `x`."""
+    own = (f"{prefix}_API_KEY", f"{prefix}_BASE_URL", f"{prefix}_MODELS")
+    options = {key[len(prefix) + 1:].lower(): value for key, value in env.items()
+               if key.startswith(prefix + "_") and key not in own}
+    return ProviderSettings(
+        name=name,
+        api_key=env.text(f"{prefix}_API_KEY") or None,
+        base_url=(env.text(f"{prefix}_BASE_URL") or default_base).rstrip("/"),
+        timeout=timeout,
+        extra_models=env.words(f"{prefix}_MODELS"),
+        options=options,
+        key_env=f"{prefix}_API_KEY",
+    )
+
+
+def _routing(path: str, environ: Mapping[str, object]) -> routing_config.RoutingConfig:
+    if not path:
+        return routing_config.RoutingConfig()
+    return routing_config.load(path, environ, providers=tuple(PROVIDERS))
 
 
 class _Env:
@@ -229,15 +193,3 @@ class _Env:
 
     def flag(self, name: str, default: bool) -> bool:
         return parse_flag(self._mapping.get(name), name, default)
-
-
-def parse_flag(raw: object, variable: str, default: bool = False) -> bool:
-    """A boolean setting from its text; unset means `default`, anything unrecognised names the variable."""
-    if raw is None:
-        return default
-    word = str(raw).strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ConfigError(f"{variable} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")

@@ -6,11 +6,13 @@ Both API surfaces (chat completions and the Images API) come through here, strea
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 from app import input_fetches, observability
-from app.generation import ImageEvents, ImageRequest, ImageResult, generate, generate_events
+from app.core import context
+from app.core.request import ImageRequest
+from app.core.result import ImageEvents, ImageResult
+from app.generation import generate, generate_events
 from app.resilience import EmissionGuard, RetryingClient, with_fallback
 
 
@@ -29,8 +31,9 @@ def plan(gateway, request: ImageRequest) -> Plan:
     if defaults:
         request = replace(request, params={**defaults, **request.params})
     first = routes[0]
+    context.set_deadline(gateway.settings.request_deadline)
     observability.note(model=request.model, prompt=request.prompt, provider=first.client.name,
-                       channel=first.channel, deadline=time.perf_counter() + gateway.settings.request_deadline)
+                       channel=first.channel)
     return Plan(request=request, routes=routes)
 
 

@@ -1,112 +1,18 @@
-"""The gateway's exception tree and the one handler that renders every failure as an OpenAI error."""
+"""The one Flask error handler: every exception leaves as an OpenAI-style `{"error": {...}}` answer.
+
+The exception tree itself lives in app/core/errors.py, free of Flask, so that every layer can raise it.
+"""
 from __future__ import annotations
 
 import logging
-import math
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from app.core.errors import GatewayError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
 from app.jsonio import json_response
 
 log = logging.getLogger("gateway")
-
-
-class GatewayError(Exception):
-    """Base of every error the gateway answers with; subclasses fix status, type and code."""
-
-    status = 500
-    type = "server_error"
-    code: str | None = None
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 provider: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
-        self.provider = provider
-        self.headers = dict(headers or {})
-        # set by the provider client for upstream failures: may the same request be sent again?
-        self.retriable = False
-        self.read_timeout = False  # the upstream may have finished (and billed) the work
-        self.retry_after: float | None = None
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-class InvalidRequest(GatewayError):
-    """The client's request is wrong: bad JSON, a schema violation, an impossible combination."""
-
-    status = 400
-    type = "invalid_request_error"
-
-
-class AuthenticationFailed(GatewayError):
-    """Missing or unknown client key (never used for upstream auth failures)."""
-
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
-
-
-class ModelNotFound(GatewayError):
-    """No provider serves this model, or its provider is not configured."""
-
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
-
-
-class RouteNotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
-
-
-class MethodNotAllowed(GatewayError):
-    status = 405
-    type = "invalid_request_error"
-    code = "method_not_allowed"
-
-
-class PayloadTooLarge(GatewayError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
-
-
-class ProviderRejected(InvalidRequest):
-    """The provider refused the prompt or a parameter (moderation, bad size): the caller can fix it."""
-
-
-class RateLimited(GatewayError):
-    """The provider's rate limit or quota; `Retry-After` is passed on when the provider sent one."""
-
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        if retry_after is not None:
-            self.headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
-
-
-class UpstreamError(GatewayError):
-    """The provider failed: 5xx, a bad answer, a refused gateway key, a broken connection."""
-
-    status = 502
-    type = "upstream_error"
-
-
-class UpstreamTimeout(GatewayError):
-    status = 504
-    type = "upstream_timeout"
-    code = "upstream_timeout"
-
 
 # Flask/werkzeug's own HTTP errors, re-expressed in our shape.
 _HTTP_EXCEPTIONS = {

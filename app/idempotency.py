@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from flask import Flask, Response, current_app, g, request
 
-from app.errors import GatewayError, InvalidRequest
+from app.core.errors import GatewayError, InvalidRequest
 from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
 
 log = logging.getLogger("gateway")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from app.config import ConfigError
+from app.core.settings import ConfigError
 
 RECORD_FORMAT = 1
 # FileStore names: <key>.record (an answer), <key>.claim (a request in flight), .<...>.tmp (being written)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from app.chat_request import check_image_count, check_prompt, image_ref
-from app.errors import InvalidRequest, PayloadTooLarge
-from app.generation import ImageRef, ImageRequest
+from app.core.errors import InvalidRequest, PayloadTooLarge
+from app.core.request import ImageRef, ImageRequest
 from app.media import sniff_mime, to_data_url
 
 # the parameters providers understand, as the Images API spells them

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 import orjson
 from flask import Response
 
+from app.media import sniff_mime_b64
+
 SLICE = 256 * 1024  # bytes of base64 written per piece
 BIG = 16 * 1024     # picture payloads (base64 or data URLs) this long stay in the read buffer
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
@@ -157,7 +159,6 @@ def _looks_like_base64(data: bytes | bytearray, start: int) -> bool:
         return head.startswith(b"data:image/")
     if head.translate(None, _B64_ALPHABET):
         return False
-    from app.media import sniff_mime_b64  # media imports errors -> flask; kept out of import time
     return sniff_mime_b64(head.decode("ascii")) is not None
 
 

@@ -15,9 +15,9 @@ from typing import Callable, Iterator
 
 from flask import Response
 
-from app.errors import GatewayError
+from app.core.context import in_request_context
+from app.core.errors import GatewayError
 from app.jsonio import dumps
-from app.observability import in_request_context
 
 log = logging.getLogger("gateway")
 WHITESPACE = b" "

@@ -6,7 +6,7 @@ import binascii
 import re
 import struct
 
-from app.errors import InvalidRequest, PayloadTooLarge
+from app.core.errors import InvalidRequest, PayloadTooLarge
 
 PNG = "image/png"
 JPEG = "image/jpeg"

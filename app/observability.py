@@ -1,8 +1,10 @@
 """Per-request facts (request id, upstream wait, provider, images) and the one JSON log line per request.
 
 The facts live in a ContextVar so that provider code deep down (the upstream exchange in
-`ProviderClient._send`) can record its wait without being handed anything; threads started for
+app/providers/transport.py) can record its wait without being handed anything; threads started for
 a request (fan-out, streaming) run in a copy of the request's context and share its RequestStats.
+These are facts for the log line and metrics only: what changes behaviour (the deadline) is in
+app/core/context.py.
 """
 from __future__ import annotations
 
@@ -30,7 +32,6 @@ class RequestStats:
     attempts: int = 0
     images: int = 0
     prompt: str | None = None
-    deadline: float | None = None  # perf_counter value after which no new upstream call starts
     _intervals: list[tuple[float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,9 +63,6 @@ class RequestStats:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
-
-    def remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.perf_counter()
 
 
 _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar("gateway_request", default=None)
@@ -100,12 +98,6 @@ def upstream_call() -> Iterator[None]:
         stats = _current.get()
         if stats is not None:
             stats.record_upstream(start, time.perf_counter())
-
-
-def in_request_context(fn):
-    """Wrap `fn` to run in a copy of the caller's context (for threads started by a request)."""
-    context = contextvars.copy_context()
-    return lambda *args, **kwargs: context.copy().run(fn, *args, **kwargs)
 
 
 class RequestIdFilter(logging.Filter):

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app import observability
-from app.errors import GatewayError
-from app.generation import GeneratedImage, ImageEvents, ImageRequest, ImageResult
-from app.providers.base import ProviderClient
+from app.core import context
+from app.core.errors import GatewayError
+from app.core.request import ImageRequest
+from app.core.result import GeneratedImage, ImageEvents, ImageResult
+from app.generation import ImageClient
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class RetryingClient:
     """A provider client seen through the retry policy: each upstream call is retried on its own,
     so one failed call of an `n` fan-out does not re-run (and re-bill) its siblings."""
 
-    def __init__(self, client: ProviderClient, policy: RetryPolicy, rng: random.Random | None = None,
+    def __init__(self, client: ImageClient, policy: RetryPolicy, rng: random.Random | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.client = client
         self.policy = policy
@@ -102,7 +104,7 @@ class RetryingClient:
                 if attempt >= self.policy.max_attempts or not self.policy.may_retry(error) or not still_clean():
                     raise
                 wait = self.policy.wait(attempt, error, self._rng)
-                remaining = _remaining()
+                remaining = context.remaining()
                 if remaining is not None and wait >= remaining:
                     raise  # waiting would end past the deadline: let the caller move on now
                 self._sleep(wait)
@@ -127,7 +129,7 @@ def with_fallback(routes: list, run: Callable[[object], ImageResult], health: Ch
                 raise
             health.failed(route.channel)
             last = error
-            remaining = _remaining()
+            remaining = context.remaining()
             if not may_fall_back() or (remaining is not None and remaining <= 0):
                 raise
             continue
@@ -143,9 +145,6 @@ def _count_attempt() -> None:
         stats.add(attempts=1)
 
 
-def _remaining() -> float | None:
-    stats = observability.current()
-    return stats.remaining() if stats is not None else None
 
 
 class EmissionGuard(ImageEvents):

@@ -27,9 +27,9 @@ from typing import Any, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from app.config import PROVIDER_ENV, ConfigError
+from app.core.settings import ConfigError
+from app.schemas import ImageToolParamsSchema
 
-PROVIDERS = (*PROVIDER_ENV, "local")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -72,7 +72,7 @@ class _ChannelSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    provider = fields.String(required=True)
     base_url = fields.Url(require_tld=False, schemes={"http", "https"})
     api_key_env = fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$"))
     timeout = fields.Float(validate=validate.Range(min=1))
@@ -104,8 +104,12 @@ class _FileSchema(Schema):
     models = fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Nested(_ModelSchema))
 
 
-def load(path: str, environ: Mapping[str, object]) -> RoutingConfig:
-    """Read and check the file; every problem is a ConfigError naming the file and the line or key."""
+def load(path: str, environ: Mapping[str, object], providers: tuple[str, ...]) -> RoutingConfig:
+    """Read and check the file; every problem is a ConfigError naming the file and the line or key.
+
+    `providers` are the registered provider names: what a channel's `provider` may say, and the
+    names of the environment's own channels.
+    """
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -118,13 +122,17 @@ def load(path: str, environ: Mapping[str, object]) -> RoutingConfig:
     except ValidationError as exc:
         where, message = _first(exc.messages)
         raise ConfigError(f"{path}: {where}: {message}") from None
-    channels = {name: _channel(name, spec, environ, path) for name, spec in data.get("channels", {}).items()}
-    models = {name: _model(name, spec, channels, path) for name, spec in data.get("models", {}).items()}
+    channels = {name: _channel(name, spec, environ, path, providers)
+                for name, spec in data.get("channels", {}).items()}
+    models = {name: _model(name, spec, channels, path, providers) for name, spec in data.get("models", {}).items()}
     return RoutingConfig(channels=channels, models=models)
 
 
-def _channel(name: str, spec: dict, environ: Mapping[str, object], path: str) -> ChannelConfig:
-    if name in PROVIDERS:
+def _channel(name: str, spec: dict, environ: Mapping[str, object], path: str,
+             providers: tuple[str, ...]) -> ChannelConfig:
+    if spec["provider"] not in providers:
+        raise ConfigError(f"{path}: channels.{name}.provider: Must be one of: {', '.join(providers)}.")
+    if name in providers:
         raise ConfigError(f"{path}: channels.{name}: '{name}' is the name of the environment channel of that "
                           "provider; give this channel another name")
     key = None
@@ -140,18 +148,17 @@ def _channel(name: str, spec: dict, environ: Mapping[str, object], path: str) ->
     )
 
 
-def _model(name: str, spec: dict, channels: Mapping[str, ChannelConfig], path: str) -> ModelConfig:
-    from app.schemas import ImageToolParamsSchema  # the same rules as a client's tool parameters
-
+def _model(name: str, spec: dict, channels: Mapping[str, ChannelConfig], path: str,
+           providers: tuple[str, ...]) -> ModelConfig:
     routes = []
     for index, text in enumerate(spec.get("routes", [])):
         channel, _, upstream = text.partition(":")
-        if channel not in channels and channel not in PROVIDERS:
-            known = ", ".join(sorted({*channels, *PROVIDERS}))
+        if channel not in channels and channel not in providers:
+            known = ", ".join(sorted({*channels, *providers}))
             raise ConfigError(f"{path}: models.{name}.routes[{index}]: unknown channel '{channel}' (known: {known})")
         routes.append(ModelRoute(channel=channel, model=upstream))
     try:
-        defaults = ImageToolParamsSchema().load(spec.get("defaults", {}))
+        defaults = ImageToolParamsSchema().load(spec.get("defaults", {}))  # the rules of a client's tool
     except ValidationError as exc:
         where, message = _first(exc.messages)
         raise ConfigError(f"{path}: models.{name}.defaults.{where}: {message}") from None

@@ -12,7 +12,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from app.errors import InvalidRequest
+from app.core.conversation import IMAGE_TOOL
+from app.core.errors import InvalidRequest
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MODALITIES = ("text", "image")
@@ -22,7 +23,6 @@ MODERATIONS = ("low", "auto")
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
 QUALITIES = ("auto", "high", "medium", "low", "hd", "standard")
 SIZE_PATTERN = re.compile(r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4}|[124]K)$")
-IMAGE_TOOL = "image_generation"
 
 
 class StrictInteger(fields.Integer):

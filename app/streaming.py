@@ -14,12 +14,12 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from app.answers import image_delta, images_usage, new_id, tool_details
-from app.errors import GatewayError
-from app.generation import GeneratedImage, ImageEvents, ImageResult
-from app.jsonio import Raw, iter_bytes, pieces
 from app import observability
-from app.observability import in_request_context
+from app.answers import image_delta, images_usage, new_id, tool_details
+from app.core.context import in_request_context
+from app.core.errors import GatewayError
+from app.core.result import GeneratedImage, ImageEvents, ImageResult
+from app.jsonio import Raw, iter_bytes, pieces
 
 log = logging.getLogger("gateway")
 

@@ -3,7 +3,7 @@ from flask import Blueprint, Response, current_app, request
 
 from app import answers, dispatch, keepalive, schemas, streaming
 from app.chat_request import read_chat_request
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.jsonio import json_response, loads
 
 _SCHEMA = schemas.ChatRequestSchema()

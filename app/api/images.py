@@ -3,7 +3,7 @@ from flask import Blueprint, Response, current_app, request
 
 from app import answers, dispatch, schemas, streaming
 from app.api.chat import json_answer, read_json_body, stream_response
-from app.errors import InvalidRequest, ProviderRejected
+from app.core.errors import InvalidRequest, ProviderRejected
 from app.images_request import form_fields, json_references, read_images_request, uploaded_images
 from app.jsonio import json_response
 

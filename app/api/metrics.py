@@ -4,7 +4,7 @@ import hmac
 from flask import Blueprint, Response, current_app, request
 
 from app import metrics
-from app.errors import AuthenticationFailed
+from app.core.errors import AuthenticationFailed
 
 bp = Blueprint("metrics", __name__)
 

@@ -6,10 +6,11 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from app.config import ProviderSettings, parse_flag
+from app.core.errors import InvalidRequest, UpstreamError
+from app.core.request import ImageRef, ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage
+from app.core.settings import ProviderSettings, parse_flag
 from app.downloads import Downloader
-from app.errors import InvalidRequest, UpstreamError
-from app.generation import GeneratedImage, ImageRef, ImageRequest, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url, to_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
@@ -101,6 +102,8 @@ class ArkClient(ProviderClient):
     """Seedream 3.0/4.0/4.5/5.0 and SeedEdit 3.0. No native `n`: the gateway fans out single-image calls."""
 
     name = "ark"
+    env_prefix = "ARK"
+    default_base_url = "https://ark.cn-beijing.volces.com/api/v3"
     model_patterns = ("doubao-*", "seedream-*", "seededit-*")
     known_models = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128", "doubao-seedream-5-0-260128",
                     "doubao-seedream-3-0-t2i-250415", "doubao-seededit-3-0-i2i-250628")

@@ -6,12 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from app.chat_request import turn_parts
-from app.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
-from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage, merge
+from app.core.context import in_request_context
+from app.core.conversation import text_of, turn_parts
+from app.core.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage, merge
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
-from app.observability import in_request_context
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
 
@@ -64,6 +65,8 @@ def size_tiers(model: str) -> tuple[str, ...]:
 
 class GeminiClient(ProviderClient):
     name = "gemini"
+    env_prefix = "GEMINI"
+    default_base_url = "https://generativelanguage.googleapis.com"
     model_patterns = ("gemini-*", "imagen-*")
     known_models = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview",
                     "imagen-4.0-generate-001")
@@ -117,7 +120,7 @@ class GeminiClient(ProviderClient):
         for index, message in enumerate(messages):
             role = message["role"]
             if role in SYSTEM_ROLES:
-                text = _text_of(message.get("content"))
+                text = text_of(message.get("content"))
                 if text:
                     system.append(text)
             elif role in CONTENT_ROLES and index <= last_user:
@@ -301,7 +304,7 @@ class GeminiClient(ProviderClient):
             return ModelNotFound(f"gemini does not serve this model{said}", param="model", provider=self.name)
         if word == "FAILED_PRECONDITION":  # region or billing of the gateway's account: not the caller's fault
             return UpstreamError(f"gemini cannot serve the gateway's account (FAILED_PRECONDITION){said}; "
-                                 f"the operator should check the project behind {self.settings.key_variable}",
+                                 f"the operator should check the project behind {self.key_variable}",
                                  provider=self.name, code="upstream_precondition_failed")
         if retry_after_seconds is None:
             retry_after_seconds = _retry_delay(error)
@@ -358,12 +361,6 @@ def _dropped(params: dict, honoured: set[str], unhonoured: set[str]) -> list[str
 
 def _inline(data: bytes, mime: str) -> dict:
     return {"inlineData": {"mimeType": mime, "data": b64encode(data)}}
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "\n".join(part["text"] for part in content or [] if part["type"] == "text" and part["text"])
 
 
 def _explain(what: str, reason: str, detail: Any) -> str:

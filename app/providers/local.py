@@ -10,8 +10,9 @@ import base64
 import hashlib
 import re
 
-from app.errors import InvalidRequest
-from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
+from app.core.errors import InvalidRequest
+from app.core.request import ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.png import encode_png
 from app.providers.base import ProviderClient
 
@@ -25,6 +26,8 @@ PREVIEW_GREY = (128, 128, 128)
 
 class LocalClient(ProviderClient):
     name = "local"
+    env_prefix = "LOCAL"
+    default_base_url = "local:"
     model_patterns = ("local-*",)
     known_models = ("local-image",)
     requires_key = False

@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from app.errors import GatewayError, InvalidRequest, UpstreamError
-from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
+from app.core.errors import GatewayError, InvalidRequest, UpstreamError
+from app.core.request import ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.media import EXTENSION_OF_MIME, PNG, sniff_mime_b64
 from app.providers.base import JSON_ANSWER, ProviderClient, b64encode
 
@@ -50,6 +51,8 @@ def takes_free_sizes(model: str) -> bool:
 
 class OpenAIClient(ProviderClient):
     name = "openai"
+    env_prefix = "OPENAI"
+    default_base_url = "https://api.openai.com/v1"
     model_patterns = ("gpt-image-*", "dall-e-*", "chatgpt-image-*")
     known_models = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest",
                     "dall-e-3", "dall-e-2")

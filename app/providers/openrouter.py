@@ -7,9 +7,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from app import jsonio
-from app.chat_request import turn_parts
-from app.errors import InvalidRequest, UpstreamError
-from app.generation import GeneratedImage, ImageRequest, ImageResult, Usage
+from app.core.conversation import text_of, turn_parts
+from app.core.errors import InvalidRequest, UpstreamError
+from app.core.request import ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
@@ -48,6 +49,8 @@ class OpenRouterClient(ProviderClient):
     """Chat-native: the conversation goes upstream as is, images come back in `message.images` or content."""
 
     name = "openrouter"
+    env_prefix = "OPENROUTER"
+    default_base_url = "https://openrouter.ai/api/v1"
     model_patterns = ("*/*",)
     known_models = ("google/gemini-2.5-flash-image", "google/gemini-3-pro-image-preview",
                     "google/gemini-3.1-flash-image-preview", "openai/gpt-5-image", "black-forest-labs/flux.2-pro",
@@ -217,7 +220,7 @@ def _message(message: dict, index: int) -> dict | None:
     """One client message for OpenRouter, or None when nothing of it is left to send."""
     role, content = message.get("role"), message.get("content")
     if role in SYSTEM_ROLES:
-        text = _text_of(content)
+        text = text_of(content)  # image parts in a system message mean nothing to the models
         return {"role": "system", "content": text} if text else None
     if role not in CONVERSATION_ROLES:
         return None  # tool results answer function calls OpenRouter never saw
@@ -238,13 +241,6 @@ def _part(part: dict, url_param: str | None) -> dict | None:
             image_url["detail"] = part["image_url"]["detail"]
         return {"type": "image_url", "image_url": image_url}
     return None
-
-
-def _text_of(content: Any) -> str:
-    """A system message's text; image parts there have no meaning to the models, so they are left out."""
-    if isinstance(content, str):
-        return content
-    return "\n".join(p["text"] for p in content or [] if p.get("type") == "text" and p.get("text"))
 
 
 def _input_url(url: str, param: str) -> str:

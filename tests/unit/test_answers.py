@@ -2,7 +2,7 @@
 import base64
 
 from app import answers, jsonio
-from app.generation import GeneratedImage, ImageResult, Usage
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.png import solid_png
 from tests.support.images import JPEG_B64
 

@@ -7,12 +7,14 @@ import requests
 from responses import matchers
 
 from app import create_app
-from app.config import ConfigError, ProviderSettings, Settings
+from app.config import Settings
+from app.core.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRef, ImageRequest
+from app.core.settings import ConfigError, ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
-from app.generation import ImageRef, ImageRequest, generate
+from app.generation import generate
 from app.providers.ark import ArkClient
-from app.providers.registry import Router
+from app.routing import Router
 from tests.conftest import ARK_BASE, ARK_KEY
 from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_B64, JPEG_BYTES, PNG_B64, PNG_BYTES

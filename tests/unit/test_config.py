@@ -2,7 +2,8 @@
 import pytest
 
 from app import create_app
-from app.config import DEFAULT_MAX_BODY_BYTES, ConfigError, Settings
+from app.config import DEFAULT_MAX_BODY_BYTES, Settings
+from app.core.settings import ConfigError
 
 
 def test_defaults_from_an_empty_environment():

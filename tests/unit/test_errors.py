@@ -1,9 +1,9 @@
 """Every failure leaves as OpenAI's error JSON with the right status; nothing leaks."""
 import pytest
 
-from app.errors import (AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound,
-                        PayloadTooLarge, ProviderRejected, RateLimited, RouteNotFound, UpstreamError,
-                        UpstreamTimeout)
+from app.core.errors import (AuthenticationFailed, GatewayError, InvalidRequest, MethodNotAllowed, ModelNotFound,
+                             PayloadTooLarge, ProviderRejected, RateLimited, RouteNotFound, UpstreamError,
+                             UpstreamTimeout)
 
 CASES = [
     (InvalidRequest("bad", param="n"), 400, "invalid_request_error", None),

@@ -7,10 +7,11 @@ from responses import matchers
 
 from app import schemas
 from app.chat_request import read_chat_request
-from app.config import ProviderSettings
+from app.core.errors import InvalidRequest, ModelNotFound, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRef, ImageRequest
+from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import InvalidRequest, ModelNotFound, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
-from app.generation import ImageRef, ImageRequest, generate
+from app.generation import generate
 from app.providers.gemini import GeminiClient
 from tests.conftest import GEMINI_BASE, GEMINI_KEY
 from tests.support.upstream_mock import sent

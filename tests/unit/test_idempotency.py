@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app import idempotency
-from app.config import ConfigError
+from app.core.settings import ConfigError
 from app.idempotency_store import FileStore, Record, RedisStore, StoreUnavailable
 from app.providers.local import LocalClient
 from tests.conftest import CLIENT_KEY, OPENAI_BASE, chat_body

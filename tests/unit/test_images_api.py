@@ -6,7 +6,7 @@ import json
 import pytest
 import responses
 
-from app.generation import ImageResult
+from app.core.result import ImageResult
 from app.providers.local import LocalClient
 from tests.conftest import OPENAI_BASE
 from tests.support.fake_upstream import Recorded

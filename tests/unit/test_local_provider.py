@@ -4,10 +4,10 @@ import zlib
 
 import pytest
 
-from app.config import ProviderSettings
+from app.core.errors import InvalidRequest
+from app.core.request import ImageRequest
+from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import InvalidRequest
-from app.generation import ImageRequest
 from app.media import image_size
 from app.providers.local import LocalClient
 

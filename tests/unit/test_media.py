@@ -3,7 +3,7 @@ import base64
 
 import pytest
 
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.media import (decode_data_url, image_size, image_size_b64, sniff_mime, sniff_mime_b64, strip_data_url,
                        to_data_url)
 from app.png import solid_png

@@ -5,10 +5,11 @@ import pytest
 import requests
 from responses import matchers
 
-from app.config import ProviderSettings
+from app.core.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRef, ImageRequest
+from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
-from app.generation import ImageRef, ImageRequest, generate
+from app.generation import generate
 from app.providers.openai import OpenAIClient
 from tests.support.upstream_mock import sent
 from tests.support.images import JPEG_BYTES, PNG_B64, PNG_BYTES, WEBP_B64

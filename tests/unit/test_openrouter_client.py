@@ -8,10 +8,11 @@ from responses import matchers
 
 from app import schemas
 from app.chat_request import read_chat_request
-from app.config import ProviderSettings
+from app.core.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRef, ImageRequest
+from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import InvalidRequest, ProviderRejected, RateLimited, UpstreamError, UpstreamTimeout
-from app.generation import ImageRef, ImageRequest, generate
+from app.generation import generate
 from app.providers.openrouter import OpenRouterClient
 from tests.conftest import OPENROUTER_BASE as BASE
 from tests.conftest import OPENROUTER_KEY as KEY

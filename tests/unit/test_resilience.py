@@ -6,8 +6,9 @@ import pytest
 import requests
 import responses
 
-from app.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
-from app.generation import ImageRequest, ImageResult
+from app.core.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from app.core.request import ImageRequest
+from app.core.result import ImageResult
 from app.resilience import ChannelHealth, RetryingClient, RetryPolicy, with_fallback
 from tests.conftest import OPENAI_BASE, chat_body
 from tests.support.images import PNG_B64

@@ -2,9 +2,10 @@
 import pytest
 
 from app.config import Settings
+from app.core.errors import ModelNotFound
 from app.downloads import Downloader, DownloadPolicy
-from app.errors import ModelNotFound
-from app.providers.registry import PROVIDERS, Router
+from app.providers.registry import PROVIDERS
+from app.routing import Router
 
 
 def router(**env):

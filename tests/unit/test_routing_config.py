@@ -2,7 +2,8 @@
 import pytest
 
 from app import create_app
-from app.config import ConfigError, Settings
+from app.config import Settings
+from app.core.settings import ConfigError
 
 GOOD = """
 [channels.openai-eu]

@@ -1,7 +1,7 @@
 """The request contract: what the chat schema accepts, and the dotted path it names when it refuses."""
 import pytest
 
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.schemas import ChatRequestSchema, load
 
 SCHEMA = ChatRequestSchema()
