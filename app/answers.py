@@ -1,12 +1,18 @@
-"""Rebuild provider results as OpenAI-shaped answers: chat completions (DESIGN §3) and ImagesResponse."""
+"""Rebuild provider results as OpenAI-shaped answers: chat completions (DESIGN §3, §10) and ImagesResponse."""
 from __future__ import annotations
 
 import secrets
 import time
 
+from app.answer_options import AnswerOptions
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import Raw
 from app.media import FORMAT_OF_MIME, image_size_b64
+
+DEFAULT_OPTIONS = AnswerOptions()
+# the Images API names only these qualities; the gateway's own aliases are mapped as it maps them upstream
+IMAGES_QUALITIES = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max",
+                    "hd": "high", "standard": "medium"}
 
 
 def new_id(prefix: str) -> str:
@@ -15,20 +21,26 @@ def new_id(prefix: str) -> str:
 
 
 def chat_completion(result: ImageResult, *, model: str, want_content: bool, want_tool: bool,
-                    tool_params: dict | None = None) -> dict:
-    """One choice per image; content parts + `images` and/or `tool_calls`, as the client asked."""
+                    tool_params: dict | None = None, options: AnswerOptions = DEFAULT_OPTIONS) -> dict:
+    """One choice per image, in the request's answer style (DESIGN §3 `parts`, §10 `openrouter`)."""
     tool_params = tool_params or {}
     choices = []
     if result.images:
         for index, image in enumerate(result.images):
-            message = {"role": "assistant", **_message_fields(image, want_content, want_tool, tool_params, result)}
-            choices.append({"index": index, "message": message, "finish_reason": result.finish_reason,
-                            "logprobs": None})
+            if options.content_parts:
+                fields = _message_fields(image, want_content, want_tool, tool_params, result)
+            else:
+                fields = {"content": image.text or "", "images": [_listed_image(image, 0)]}
+            choices.append({"index": index, "message": {"role": "assistant", **fields},
+                            "finish_reason": result.finish_reason, "logprobs": None})
     else:
         # the provider made no picture (a safety block, a refusal): say so in one choice
-        message = {"role": "assistant", "content": result.text or None}
-        if want_content:
-            message["images"] = []
+        if options.content_parts:
+            message = {"role": "assistant", "content": result.text or None}
+            if want_content:
+                message["images"] = []
+        else:
+            message = {"role": "assistant", "content": result.text or "", "images": []}
         choices.append({"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None})
     return {
         "id": new_id("chatcmpl-"),
@@ -36,13 +48,19 @@ def chat_completion(result: ImageResult, *, model: str, want_content: bool, want
         "created": int(time.time()),
         "model": model,
         "choices": choices,
-        "usage": result.usage.to_dict(),
+        "usage": chat_usage(result.usage, options),
     }
 
 
 def image_delta(image: GeneratedImage, want_content: bool, want_tool: bool, tool_params: dict,
-                result: ImageResult) -> dict:
-    """The streamed delta carrying one finished image, in the non-streaming answer's shapes."""
+                result: ImageResult, options: AnswerOptions = DEFAULT_OPTIONS) -> dict:
+    """The streamed delta carrying one finished image, in the non-streaming answer's shapes.
+
+    In the `openrouter` style the picture travels in `images` alone: stream accumulators that
+    concatenate `content` (openai-node's helpers, LiteLLM's chunk builder) only ever see strings.
+    """
+    if not options.content_parts:
+        return {"images": [_listed_image(image, 0)]}
     delta = {}
     if want_content:
         part = _image_part(image)
@@ -51,6 +69,19 @@ def image_delta(image: GeneratedImage, want_content: bool, want_tool: bool, tool
     if want_tool:
         delta["tool_calls"] = [{"index": 0, **_tool_call(image, tool_params, result)}]
     return delta
+
+
+def chat_usage(usage: Usage, options: AnswerOptions = DEFAULT_OPTIONS) -> dict:
+    """Chat usage. In the `openrouter` style a details object carries the count OpenRouter's own SDKs
+    require in it (`cached_tokens`, `reasoning_tokens`; 0 when the provider gave none)."""
+    out = usage.to_dict()
+    if options.content_parts:
+        return out
+    if "prompt_tokens_details" in out:
+        out["prompt_tokens_details"].setdefault("cached_tokens", 0)
+    if "completion_tokens_details" in out:
+        out["completion_tokens_details"].setdefault("reasoning_tokens", 0)
+    return out
 
 
 def _message_fields(image: GeneratedImage, want_content: bool, want_tool: bool, tool_params: dict,
@@ -72,6 +103,11 @@ def _message_fields(image: GeneratedImage, want_content: bool, want_tool: bool, 
 def _image_part(image: GeneratedImage) -> dict:
     # one Raw value shared by `content` and `images`: the data URL is never built as a string
     return {"type": "image_url", "image_url": {"url": Raw("data:", image.mime, ";base64,", image.b64)}}
+
+
+def _listed_image(image: GeneratedImage, index: int) -> dict:
+    """An `images` entry as OpenRouter writes it, with its position (LiteLLM's type requires `index`)."""
+    return {**_image_part(image), "index": index}
 
 
 def _tool_call(image: GeneratedImage, tool_params: dict, result: ImageResult) -> dict:
@@ -97,7 +133,7 @@ def _asked(value: str | None) -> str | None:
     return None if value in (None, "auto") else value
 
 
-def images_response(result: ImageResult, requested: dict) -> dict:
+def images_response(result: ImageResult, requested: dict, options: AnswerOptions = DEFAULT_OPTIONS) -> dict:
     """OpenAI's ImagesResponse: `data[].b64_json`, the picture's format/size, usage in Images terms."""
     answer: dict = {"created": int(time.time()), "data": []}
     for image in result.images:
@@ -106,12 +142,42 @@ def images_response(result: ImageResult, requested: dict) -> dict:
             item["revised_prompt"] = image.revised_prompt
         answer["data"].append(item)
     if result.images:
-        details = tool_details(result.images[0], requested, result)
-        answer.update({k: details[k] for k in ("background", "output_format", "quality", "size") if k in details})
+        answer.update(images_details(result.images[0], requested, result))
     answer["usage"] = images_usage(result.usage)
     return answer
 
 
+def images_details(image: GeneratedImage, requested: dict, result: ImageResult) -> dict:
+    """`background`, `output_format`, `quality`, `size` in the Images API's own vocabulary.
+
+    Clients validate these against OpenAI's enums (LiteLLM refuses an edit answer whose quality
+    is `hd`), so the gateway's quality aliases are named as the API names them.
+    """
+    details = tool_details(image, requested, result)
+    out = {key: details[key] for key in ("background", "output_format", "size") if key in details}
+    quality = IMAGES_QUALITIES.get(details.get("quality", ""))
+    if quality:
+        out["quality"] = quality
+    return out
+
+
 def images_usage(usage: Usage) -> dict:
-    """Chat-terms usage back in the Images API's input/output token terms."""
-    return usage.to_dict(prompt="input", completion="output")
+    """Usage in the Images API's terms, with the details OpenAI's type requires, whatever the provider.
+
+    `input_tokens_details` is always there: the provider's text/image split, else every input
+    token counted as text. `output_tokens_details` is there when the provider split its output
+    (one of image/text known: the other is the rest of `output_tokens`).
+    """
+    out = usage.to_dict(prompt="input", completion="output")
+    _complete_split(out.setdefault("input_tokens_details", {}), out["input_tokens"])
+    outputs = out.get("output_tokens_details")
+    if outputs is not None and ("image_tokens" in outputs or "text_tokens" in outputs):
+        _complete_split(outputs, out["output_tokens"])
+    return out
+
+
+def _complete_split(details: dict, total: int) -> None:
+    """`image_tokens` + `text_tokens` make `total`: the missing one is the rest (all text when neither is known)."""
+    if "image_tokens" not in details:
+        details["image_tokens"] = max(total - details["text_tokens"], 0) if "text_tokens" in details else 0
+    details.setdefault("text_tokens", max(total - details["image_tokens"], 0))

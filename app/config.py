@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from app import routing_config
+from app.answer_options import ANSWER_STYLES, DEFAULT_ANSWER_STYLE
 from app.core.settings import ConfigError, ProviderSettings, parse_flag
 from app.providers.registry import PROVIDERS
 
@@ -79,6 +80,8 @@ class Settings:
     web_concurrency: int = DEFAULT_WEB_CONCURRENCY
     threads: int = DEFAULT_THREADS
     log_level: str = "INFO"
+    # answer styles (i11)
+    answer_style: str = DEFAULT_ANSWER_STYLE
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -135,6 +138,7 @@ class Settings:
             web_concurrency=int(env.number("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1)),
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
             log_level=(env.text("GATEWAY_LOG_LEVEL") or "INFO").upper(),
+            answer_style=env.choice("GATEWAY_ANSWER_STYLE", ANSWER_STYLES, DEFAULT_ANSWER_STYLE),
         )
 
 
@@ -190,6 +194,14 @@ class _Env:
         if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
         return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        raw = self.text(name)
+        if not raw:
+            return default
+        if raw.lower() not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw.lower()
 
     def flag(self, name: str, default: bool) -> bool:
         return parse_flag(self._mapping.get(name), name, default)

@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 
 from flask import Flask, Response, current_app, g, request
 
+from app.answer_options import STYLE_HEADER
 from app.core.errors import GatewayError, InvalidRequest
 from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
 
@@ -71,7 +72,7 @@ def init_app(app: Flask) -> None:
         record_key = namespaced(authorization, key)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data(cache=True),
                                           request.mimetype_params.get("boundary") if request.mimetype == MULTIPART
-                                          else None)
+                                          else None, request.headers.get(STYLE_HEADER, "").strip().lower())
         wait_limit = current_app.extensions["gateway"].settings.request_deadline + CLAIM_MARGIN
         try:
             outcome = resolve(store, record_key, fingerprint, wait_limit)
@@ -129,8 +130,10 @@ def namespaced(authorization: str, key: str) -> str:
     return hashlib.sha256(b"idempotency\0" + client + key.encode("ascii")).hexdigest()
 
 
-def request_fingerprint(method: str, path: str, body: bytes, boundary: str | None = None) -> str:
-    """A digest of the request as sent: method, path and raw body bytes.
+def request_fingerprint(method: str, path: str, body: bytes, boundary: str | None = None,
+                        answer_style: str = "") -> str:
+    """A digest of the request as sent: method, path, raw body bytes (and the answer style asked in
+    a header, which changes the answer's shape: DESIGN §10).
 
     A multipart body's boundary is swapped for a fixed one first: HTTP clients (httpx, requests)
     draw a new random boundary for every attempt, so without this no retried upload would match.
@@ -139,6 +142,8 @@ def request_fingerprint(method: str, path: str, body: bytes, boundary: str | Non
     if boundary:
         body = body.replace(b"--" + boundary.encode("latin-1"), b"--" + FIXED_BOUNDARY)
     digest = hashlib.sha256(f"{method} {path}\n".encode())
+    if answer_style:
+        digest.update(f"style: {answer_style}\n".encode())
     digest.update(body)
     return digest.hexdigest()
 

@@ -15,10 +15,11 @@ import time
 from typing import Callable, Iterator
 
 from app import observability
-from app.answers import image_delta, images_usage, new_id, tool_details
+from app.answer_options import AnswerOptions
+from app.answers import chat_usage, image_delta, images_details, images_usage, new_id
 from app.core.context import in_request_context
 from app.core.errors import GatewayError
-from app.core.result import GeneratedImage, ImageEvents, ImageResult
+from app.core.result import GeneratedImage, ImageEvents, ImageResult, Usage
 from app.jsonio import Raw, iter_bytes, pieces
 
 log = logging.getLogger("gateway")
@@ -87,8 +88,9 @@ class ChatStream:
     """`chat.completion.chunk` frames for one streamed image request (DESIGN §3, issue: streaming)."""
 
     def __init__(self, *, model: str, n: int, want_content: bool, want_tool: bool, tool_params: dict,
-                 include_usage: bool):
+                 include_usage: bool, options: AnswerOptions):
         self.id = new_id("chatcmpl-")
+        self.options = options
         self.created = int(time.time())
         self.model = model
         self.want_content, self.want_tool, self.tool_params = want_content, want_tool, tool_params
@@ -109,7 +111,7 @@ class ChatStream:
                 yield from self._finished(event[1], event[2])
             elif event[0] == "done":
                 if self.include_usage:
-                    yield from self._frame([], usage=event[1].usage.to_dict())
+                    yield from self._frame([], usage=chat_usage(event[1].usage, self.options))
                 yield DONE
             else:
                 yield from sse(event[1].body())
@@ -148,7 +150,8 @@ class ChatStream:
             yield from self._open(index)
             if image.text:
                 yield from self._chunk(index, {"content": image.text})
-            yield from self._chunk(index, image_delta(image, self.want_content, self.want_tool, self.tool_params, result))
+            yield from self._chunk(index, image_delta(image, self.want_content, self.want_tool, self.tool_params, result,
+                                                     self.options))
             yield from self._chunk(index, {}, result.finish_reason)
 
     def _open(self, index: int) -> Iterator[bytes]:
@@ -166,11 +169,17 @@ class ChatStream:
 
 
 class ImagesStream:
-    """OpenAI Images API stream events: `<prefix>.partial_image`, `<prefix>.completed` (§A.5)."""
+    """OpenAI Images API stream events: `<prefix>.partial_image`, `<prefix>.completed` (§A.5).
 
-    def __init__(self, prefix: str, requested: dict):
+    Every event carries the fields OpenAI's event types require: `background` and `quality` are
+    `auto` when unknown, and every completed event has `usage` — a call's usage on its last
+    picture, zero on the others, so events summed give the request's usage.
+    """
+
+    def __init__(self, prefix: str, requested: dict, options: AnswerOptions):
         self.prefix = prefix  # image_generation or image_edit
         self.requested = requested
+        self.options = options
 
     def frames(self, job: BackgroundGeneration, first: tuple | None, keepalive: float) -> Iterator[bytes]:
         for event in events(job, first, keepalive):
@@ -192,8 +201,7 @@ class ImagesStream:
                 for position, image in enumerate(result.images):
                     last = position == len(result.images) - 1
                     fields = self._fields(image, result)
-                    if last:
-                        fields["usage"] = images_usage(result.usage)
+                    fields["usage"] = images_usage(result.usage if last else Usage())
                     yield from sse({"type": kind, **fields}, kind)
             elif event[0] == "done":
                 yield DONE
@@ -202,9 +210,9 @@ class ImagesStream:
                 yield DONE
 
     def _fields(self, image: GeneratedImage, result: ImageResult | None) -> dict:
-        details = tool_details(image, self.requested, result or ImageResult())
-        return {"b64_json": Raw(image.b64), "created_at": int(time.time()),
-                **{k: details[k] for k in ("output_format", "size", "quality", "background") if k in details}}
+        details = images_details(image, self.requested, result or ImageResult())
+        return {"b64_json": Raw(image.b64), "created_at": int(time.time()), "background": "auto", "quality": "auto",
+                **details}
 
 
 def start(work: Callable[[ImageEvents], ImageResult], first_wait: float) -> tuple[BackgroundGeneration, tuple | None]:

@@ -1,7 +1,8 @@
 """POST /v1/chat/completions (and /api/v1/...): image generation through chat completions."""
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from app import answers, dispatch, keepalive, schemas, streaming
+from app.answer_options import STYLE_HEADER, AnswerOptions, choose_style
 from app.chat_request import read_chat_request
 from app.core.errors import InvalidRequest
 from app.jsonio import json_response, loads
@@ -18,6 +19,17 @@ def read_json_body() -> object:
         return loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("The request body is not valid JSON") from None
+
+
+def answer_options(gateway) -> AnswerOptions:
+    """This request's AnswerOptions, built once before generating (a bad header is a 400 before any cost).
+
+    The style: the X-Gateway-Answer-Style header, else the client key's `answer_style`, else
+    GATEWAY_ANSWER_STYLE.
+    """
+    key_default = getattr(g.get("client_key"), "answer_style", None)
+    return AnswerOptions(style=choose_style(request.headers.get(STYLE_HEADER), key_default,
+                                            gateway.settings.answer_style))
 
 
 def stream_response(gateway, planned: dispatch.Plan, writer) -> Response:
@@ -45,18 +57,20 @@ def blueprint(prefix: str) -> Blueprint:
     def chat_completions():
         """Validate, route the model, generate, answer in chat.completion shape (or stream chunks)."""
         gateway = current_app.extensions["gateway"]
+        options = answer_options(gateway)
         ask = read_chat_request(schemas.load(_SCHEMA, read_json_body()), gateway.settings)
         planned = dispatch.plan(gateway, ask.request)
         if ask.stream:
             writer = streaming.ChatStream(model=ask.request.model, n=ask.request.n, want_content=ask.want_content,
                                           want_tool=ask.want_tool, tool_params=planned.request.params,
-                                          include_usage=ask.include_usage)
+                                          include_usage=ask.include_usage, options=options)
             return stream_response(gateway, planned, writer)
 
         def produce() -> Response:
             result, route = dispatch.run(gateway, planned)
             body = answers.chat_completion(result, model=ask.request.model, want_content=ask.want_content,
-                                           want_tool=ask.want_tool, tool_params=planned.request.params)
+                                           want_tool=ask.want_tool, tool_params=planned.request.params,
+                                           options=options)
             return json_response(body, headers=dispatch.answer_headers(route, result))
 
         return json_answer(gateway, produce)

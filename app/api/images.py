@@ -2,7 +2,7 @@
 from flask import Blueprint, Response, current_app, request
 
 from app import answers, dispatch, schemas, streaming
-from app.api.chat import json_answer, read_json_body, stream_response
+from app.api.chat import answer_options, json_answer, read_json_body, stream_response
 from app.core.errors import InvalidRequest, ProviderRejected
 from app.images_request import form_fields, json_references, read_images_request, uploaded_images
 from app.jsonio import json_response
@@ -40,10 +40,11 @@ def blueprint(prefix: str) -> Blueprint:
 
 def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     gateway = current_app.extensions["gateway"]
+    options = answer_options(gateway)
     ask = read_images_request(data, gateway.settings, images=images, mask=mask)
     planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
-        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params))
+        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options))
 
     def produce() -> Response:
         result, route = dispatch.run(gateway, planned)
@@ -53,6 +54,6 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
         headers = dispatch.answer_headers(route, result)
         if result.finish_reason != "stop":
             headers["x-gateway-finish-reason"] = result.finish_reason
-        return json_response(answers.images_response(result, planned.request.params), headers=headers)
+        return json_response(answers.images_response(result, planned.request.params, options), headers=headers)
 
     return json_answer(gateway, produce)

@@ -1,6 +1,8 @@
 """The answer shapes of DESIGN §3: content parts + images, tool_calls, both; one choice per image."""
 import base64
 
+import pytest
+
 from app import answers, jsonio
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.png import solid_png
@@ -90,3 +92,46 @@ def test_ids_are_unique():
     ids = {chat_completion(result(GeneratedImage(PNG, "image/png")), model="m", want_content=False,
                            want_tool=True)["choices"][0]["message"]["tool_calls"][0]["id"] for _ in range(200)}
     assert len(ids) == 200
+
+
+# -- the Images API answer: what OpenAI's own types require, whatever the provider ----------------
+
+def images_answer(result_, requested=None):
+    parts, _ = jsonio.pieces(answers.images_response(result_, requested or {}))
+    return jsonio.loads(b"".join(jsonio.iter_bytes(parts)))
+
+
+@pytest.mark.parametrize("usage, expected", [
+    # OpenAI's own split is kept as it came
+    (Usage(21, 1056, 1077, prompt_details={"text_tokens": 15, "image_tokens": 6},
+           completion_details={"image_tokens": 1000, "text_tokens": 56}),
+     {"input_tokens": 21, "output_tokens": 1056, "total_tokens": 1077,
+      "input_tokens_details": {"text_tokens": 15, "image_tokens": 6},
+      "output_tokens_details": {"image_tokens": 1000, "text_tokens": 56}}),
+    # no split (Ark, the local provider): every input token is text; no output split is invented
+    (Usage(0, 4096, 4096, extra={"generated_images": 1}),
+     {"input_tokens": 0, "output_tokens": 4096, "total_tokens": 4096, "generated_images": 1,
+      "input_tokens_details": {"text_tokens": 0, "image_tokens": 0}}),
+    (Usage(30, 0, 30), {"input_tokens": 30, "output_tokens": 0, "total_tokens": 30,
+                        "input_tokens_details": {"text_tokens": 30, "image_tokens": 0}}),
+    # one side known (Gemini's modalities): the other is the rest
+    (Usage(270, 1301, 1571, prompt_details={"image_tokens": 258}, completion_details={"image_tokens": 1290}),
+     {"input_tokens": 270, "output_tokens": 1301, "total_tokens": 1571,
+      "input_tokens_details": {"image_tokens": 258, "text_tokens": 12},
+      "output_tokens_details": {"image_tokens": 1290, "text_tokens": 11}}),
+    (Usage(12, 40, 52, prompt_details={"text_tokens": 12, "cached_tokens": 4}),
+     {"input_tokens": 12, "output_tokens": 40, "total_tokens": 52,
+      "input_tokens_details": {"text_tokens": 12, "cached_tokens": 4, "image_tokens": 0}}),
+])
+def test_images_usage_always_has_input_details_and_output_details_when_known(usage, expected):
+    assert answers.images_usage(usage) == expected
+
+
+def test_images_answer_names_qualities_as_the_images_api_does():
+    image = GeneratedImage(PNG, "image/png")
+    assert images_answer(ImageResult(images=[image]), {"quality": "hd"})["quality"] == "high"
+    assert images_answer(ImageResult(images=[image]), {"quality": "standard"})["quality"] == "medium"
+    assert images_answer(ImageResult(images=[image], quality="low"), {"quality": "hd"})["quality"] == "low"
+    assert "quality" not in images_answer(ImageResult(images=[image]), {"quality": "auto"})
+    answer = images_answer(ImageResult(images=[image], background="opaque"), {})
+    assert (answer["size"], answer["output_format"], answer["background"]) == ("40x30", "png", "opaque")

@@ -171,6 +171,20 @@ def test_streaming_follows_openai_image_events(client, auth, path, prefix):
     assert completed["size"] == "32x32" and completed["output_format"] == "png" and "usage" in completed
 
 
+def test_every_stream_event_has_the_fields_openais_event_types_require(client, auth):
+    body = {"model": "local-image", "prompt": "x", "size": "32x32", "stream": True, "n": 2, "partial_images": 1}
+    frames = data_frames(parse(client.post("/v1/images/generations", headers=auth, json=body).get_data()))
+    events = [f.json for f in frames[:-1]]
+    required = {"type", "b64_json", "background", "created_at", "output_format", "quality", "size"}
+    assert all(required <= set(event) for event in events)
+    assert {event["quality"] for event in events} == {"auto"}  # the local provider has no quality knob
+    completed = [event for event in events if event["type"] == "image_generation.completed"]
+    assert len(completed) == 2
+    for event in completed:  # each call's usage on its picture: summed, the request's usage
+        assert set(event["usage"]) >= {"input_tokens", "input_tokens_details", "output_tokens", "total_tokens"}
+        assert set(event["usage"]["input_tokens_details"]) == {"text_tokens", "image_tokens"}
+
+
 def test_images_routes_need_a_key(client):
     assert client.post("/v1/images/generations", json={"prompt": "x"}).status_code == 401
     assert client.post("/v1/images/edits", json={"prompt": "x"}).status_code == 401
