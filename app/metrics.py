@@ -18,6 +18,8 @@ UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds", "Time waiting f
 OVERHEAD = Histogram("gateway_overhead_seconds", "Time the gateway itself spent on a request (total - upstream)",
                      ["route"], buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 IMAGES = Counter("gateway_images_generated_total", "Images delivered to clients", ["provider"])
+PRICE_UNKNOWN = Counter("gateway_price_unknown_total", "Generations whose cost is unknown (no price row, or no usage "
+                        "to price): their answers say cost null", ["provider", "model"])
 UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Failed provider calls, by provider and answer status",
                           ["provider", "status"])
 

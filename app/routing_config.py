@@ -66,6 +66,7 @@ class ModelConfig:
 class RoutingConfig:
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
+    prices: Mapping[str, Any] = field(default_factory=dict)  # [prices."<pattern>"] rows, see app/pricing
 
 
 class _ChannelSchema(Schema):
@@ -102,6 +103,7 @@ class _FileSchema(Schema):
     channels = fields.Dict(keys=fields.String(validate=validate.Regexp(_CHANNEL_NAME)),
                            values=fields.Nested(_ChannelSchema))
     models = fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Nested(_ModelSchema))
+    prices = fields.Dict(keys=fields.String(), values=fields.Dict())
 
 
 def load(path: str, environ: Mapping[str, object], providers: tuple[str, ...]) -> RoutingConfig:
@@ -125,7 +127,12 @@ def load(path: str, environ: Mapping[str, object], providers: tuple[str, ...]) -
     channels = {name: _channel(name, spec, environ, path, providers)
                 for name, spec in data.get("channels", {}).items()}
     models = {name: _model(name, spec, channels, path, providers) for name, spec in data.get("models", {}).items()}
-    return RoutingConfig(channels=channels, models=models)
+    from app.pricing.table import PriceTableError, check_overrides  # the price row schema (app/pricing)
+    try:
+        prices = check_overrides(data.get("prices", {}))
+    except PriceTableError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return RoutingConfig(channels=channels, models=models, prices=prices)
 
 
 def _channel(name: str, spec: dict, environ: Mapping[str, object], path: str,
