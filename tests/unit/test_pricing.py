@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.request import ImageRef, ImageRequest
+from app.core.request import ImageRef, ImageRequest, Size
 from app.core.result import GeneratedImage, ImageResult, Usage, merge
 from app.pricing import PriceBook
 from app.pricing.sizing import formula_tokens
@@ -68,6 +68,14 @@ def test_gpt_image_2_quote_counts_pictures_previews_and_text_allowance():
     # low with 2 previews: 425 + 196 x 30 (5880) + 2 x 100 x 30 (6000) + 40960 = 53265
     previews = request("gpt-image-2", size="1024x1024", quality="low", partial_images=2)
     assert BOOK.quote("openai", "gpt-image-2", previews) == Decimal("0.053265")
+
+
+def test_sizes_as_the_request_parser_makes_them_price_like_their_text():
+    parsed = ImageRequest(model="gpt-image-2", prompt="a cat", n=2,
+                          params={"size": Size("1024x1024"), "quality": "high"})
+    assert BOOK.quote("openai", "gpt-image-2", parsed) == Decimal("0.50421")  # as in the test above
+    tier = ImageRequest(model="x", prompt="hi", params={"size": Size("4K")})
+    assert BOOK.quote("gemini", "gemini-3-pro-image-preview", tier) == Decimal("0.63338")  # see the Gemini test
 
 
 def test_gpt_image_2_auto_size_and_quality_quote_the_costliest_picture():
