@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Callable, Protocol
 
 from app.core.context import in_request_context
-from app.core.errors import InvalidRequest
 from app.core.request import ImageRequest
 from app.core.result import GeneratedImage, ImageEvents, ImageResult, merge
 
@@ -14,7 +13,7 @@ from app.core.result import GeneratedImage, ImageEvents, ImageResult, merge
 class ImageClient(Protocol):
     """What the flow needs of a provider client (a ProviderClient, or one seen through retries)."""
 
-    def supports_n(self, model: str) -> bool: ...
+    def max_n(self, model: str) -> int: ...
 
     def generate(self, request: ImageRequest) -> ImageResult: ...
 
@@ -25,13 +24,13 @@ class ImageClient(Protocol):
 def generate(client: ImageClient, request: ImageRequest, *, fanout_threads: int = 4) -> ImageResult:
     """Run one request on one provider client; the single seam between the API surfaces and providers.
 
-    Providers without a native `n` get `n` single-image calls in parallel threads (at most
-    `fanout_threads` at once). If any call fails the whole request fails with that error: a
-    caller never receives fewer images than it asked for without being told.
+    A larger `n` than one upstream call of this model makes is split into calls run in parallel
+    threads (at most `fanout_threads` at once). If any call fails the whole request fails with that
+    error: a caller never receives fewer images than it asked for without being told.
     """
-    _check(request)
-    if request.n > 1 and not client.supports_n(request.model):
-        return _fan_out(lambda slot, single: client.generate(single).attach_text(), request, fanout_threads)
+    per_call = client.max_n(request.model)
+    if request.n > per_call:
+        return _fan_out(lambda slot, part: client.generate(part).attach_text(), request, per_call, fanout_threads)
     return client.generate(request).attach_text()
 
 
@@ -42,31 +41,27 @@ def generate_events(client: ImageClient, request: ImageRequest, events: ImageEve
     A slot is one upstream call. When preview frames are asked for, `n` images are always made as
     `n` single-image calls, so every frame belongs to exactly one picture.
     """
-    _check(request)
-
-    def run(slot: int, single: ImageRequest) -> ImageResult:
+    def run(slot: int, part: ImageRequest) -> ImageResult:
         result = client.generate_streaming(
-            single, lambda index, image: events.partial(slot, index, image)).attach_text()
+            part, lambda index, image: events.partial(slot, index, image)).attach_text()
         events.finished(slot, result)
         return result
 
-    wants_partials = request.params.get("partial_images", 0) > 0
-    if request.n > 1 and (wants_partials or not client.supports_n(request.model)):
-        return _fan_out(run, request, fanout_threads)
+    per_call = 1 if request.params.get("partial_images", 0) > 0 else client.max_n(request.model)
+    if request.n > per_call:
+        return _fan_out(run, request, per_call, fanout_threads)
     return run(0, request)
 
 
-def _check(request: ImageRequest) -> None:
-    if request.mask is not None and not request.images:
-        raise InvalidRequest("input_image_mask needs an input image", param=request.mask.param)
-
-
-def _fan_out(run: Callable[[int, ImageRequest], ImageResult], request: ImageRequest, threads: int) -> ImageResult:
-    single = request.with_n(1)
-    pool = ThreadPoolExecutor(max_workers=min(threads, request.n), thread_name_prefix="fanout")
+def _fan_out(run: Callable[[int, ImageRequest], ImageResult], request: ImageRequest, per_call: int,
+             threads: int) -> ImageResult:
+    """`n` pictures as calls of at most `per_call` each; a call's slot (and variant) is its first picture's index."""
+    starts = range(0, request.n, per_call)
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(starts)), thread_name_prefix="fanout")
     try:
-        futures = [pool.submit(in_request_context(run), slot, replace(single, variant=slot))
-                   for slot in range(request.n)]
+        futures = [pool.submit(in_request_context(run), start,
+                               replace(request, n=min(per_call, request.n - start), variant=start))
+                   for start in starts]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:

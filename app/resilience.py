@@ -77,8 +77,8 @@ class RetryingClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
-    def supports_n(self, model: str) -> bool:
-        return self.client.supports_n(model)
+    def max_n(self, model: str) -> int:
+        return self.client.max_n(model)
 
     def generate(self, request: ImageRequest) -> ImageResult:
         return self._retrying(lambda: self.client.generate(request), lambda: True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import InvalidRequest
@@ -111,6 +111,3 @@ class ImageRequest:
     def param_path(self, name: str) -> str:
         """Dotted path of an image parameter in the client's request, e.g. tools[0].image_generation.size."""
         return self.param_prefix + name
-
-    def with_n(self, n: int) -> "ImageRequest":
-        return replace(self, n=n)

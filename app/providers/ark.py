@@ -1,44 +1,28 @@
 """Doubao Seedream / SeedEdit on Volcengine Ark: one /images/generations route for generation and edits (§C, §F)."""
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import replace
 from typing import Any
 
-from app.core.errors import InvalidRequest, UpstreamError
-from app.core.request import ImageRef, ImageRequest
+from app.core.errors import UpstreamError
+from app.core.request import TIERS, ImageRef, ImageRequest, Size
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.core.settings import ProviderSettings, parse_flag
 from app.downloads import Downloader
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url, to_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.sizes import QUALITY_TIER, nearest_aspect_ratio, parse_size
+from app.providers.capabilities import DROP, QUALITY_TIER, Bounds, Family, Sizes, nearest_aspect_ratio, params
 
 GENERATIONS = "/images/generations"  # Ark has no /images/edits: input images ride in `image`
 
-# Model families, told apart by name; the first pattern that matches wins. Names matching none
-# (4.5, 5.0 and whatever comes next) get the newest rules: the minimum pixel count only grew so far.
-SEEDEDIT = "seededit-3.0"
-SEEDREAM_30 = "seedream-3.0-t2i"
-SEEDREAM_40 = "seedream-4.0"
-SEEDREAM_45 = "seedream-4.5+"
-FAMILY_PATTERNS = (("*seededit*", SEEDEDIT), ("*seedream-3-0-t2i*", SEEDREAM_30), ("*seedream-4-0*", SEEDREAM_40))
-# `sequential_image_generation` and `stream` exist from 4.0 on; older models may reject unknown keys
-SEQUENTIAL_FAMILIES = {SEEDREAM_40, SEEDREAM_45}
-# reference images per call (SeedEdit needs exactly one; 3.0 t2i takes none)
-MAX_INPUT_IMAGES = {SEEDREAM_30: 0, SEEDEDIT: 1, SEEDREAM_40: 10, SEEDREAM_45: 14}
-
-# Seedream 4.0 and later: WxH within 4096x4096 pixels, aspect ratio between 1:16 and 16:1
-MAX_PIXELS = 4096 * 4096
-MAX_RATIO = 16
 SIZE_STEP = 8  # sides of scaled-up sizes are rounded up to multiples of 8
-# Seedream 4.0: tiers 1K/2K/4K, WxH from 1280x720 pixels (smaller sizes are scaled up, ratio kept)
-V40_TIERS = ("1K", "2K", "4K")
+# Seedream 4.0 and later: WxH within 4096x4096 pixels, aspect ratio between 1:16 and 16:1
+FREE_SIZES = Bounds(max_area=(4096, 4096), max_ratio=16)
+# Seedream 4.0: sizes under 1280x720 pixels are scaled up, ratio kept
 V40_MIN_PIXELS = 1280 * 720
-# Seedream 4.5+: tiers 2K/4K only, WxH from about 2560x1440 pixels
-V45_TIERS = ("2K", "4K")
+# Seedream 4.5+: tiers 2K/4K only (1K is sent as 2K), WxH from about 2560x1440 pixels
 V45_MIN_PIXELS = 2560 * 1440
 V45_SMALLEST_TIER = "2K"  # what 1K becomes: same "ratio from the prompt" meaning, the least pixels allowed
 # smaller sizes become the recommended 2K pair of the nearest aspect ratio (all at or above the minimum)
@@ -50,28 +34,28 @@ V30_TIERS = {"1K": "1024x1024", "2K": "2048x2048"}
 # SeedEdit keeps the input image's size
 SEEDEDIT_SIZE = "adaptive"
 
-VALID_SIZES = {
-    SEEDREAM_40: "auto, 1K, 2K, 4K, or WIDTHxHEIGHT of at most 4096x4096 pixels with an aspect ratio between "
-                 "1:16 and 16:1 (sizes under 1280x720 pixels are scaled up, keeping the ratio)",
-    SEEDREAM_45: "auto, 2K, 4K (1K is sent as 2K), or WIDTHxHEIGHT of at most 4096x4096 pixels with an aspect "
-                 "ratio between 1:16 and 16:1 (sizes under 2560x1440 pixels become the recommended 2K size of "
-                 "the nearest aspect ratio)",
-    SEEDREAM_30: "auto, 1K (1024x1024), 2K (2048x2048), or WIDTHxHEIGHT with both sides from 512 to 2048 "
-                 "(shorter sides are scaled up, keeping the ratio)",
-}
-
 # Seedream has no quality knob; the gateway's policy spends quality on resolution (when no size was
 # given), capped at what the family makes. SeedEdit's size is fixed, so it cannot honour quality.
-QUALITY_TIERS = {
-    SEEDREAM_40: QUALITY_TIER,
-    SEEDREAM_45: {**QUALITY_TIER, "low": "2K", "standard": "2K", "auto": "2K"},
-    SEEDREAM_30: {**QUALITY_TIER, "high": "2K", "hd": "2K"},
-}
+V45_QUALITY_TIER = {**QUALITY_TIER, "low": "2K", "standard": "2K", "auto": "2K"}
+OUTPUT_FORMATS = ("png", "jpeg")  # Seedream 5.0 chooses its format among these; the others make JPEG
 
-# only Seedream 5.0 chooses its output format; the others always make JPEG
-OUTPUT_FORMAT_PATTERNS = ("*seedream-5-0*",)
-OUTPUT_FORMATS = ("png", "jpeg")
-SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
+_PARAMS = params("size", "quality", "watermark")
+V45_SIZES = Sizes(tiers=TIERS, free=FREE_SIZES, note="1K is sent as 2K; sizes under 2560x1440 pixels become "
+                                                      "the recommended 2K size of the nearest aspect ratio")
+# Model families, told apart by name; the first that matches wins. Names matching none (4.5 and
+# whatever comes next) get the newest rules: the minimum pixel count only grew so far.
+SEEDEDIT = Family("seededit-3.0", ("*seededit*",), _PARAMS, Sizes(others=DROP, note="SeedEdit keeps the input "
+                                                                                    "image's size"),
+                  min_images=1, max_images=1)
+SEEDREAM_30 = Family("seedream-3.0-t2i", ("*seedream-3-0-t2i*",), _PARAMS, Sizes(
+    tiers=("1K", "2K"), free=Bounds(max_side=V30_MAX_SIDE),
+    note="1K is 1024x1024, 2K is 2048x2048; shorter sides under 512 are scaled up, keeping the ratio"), max_images=0)
+SEEDREAM_40 = Family("seedream-4.0", ("*seedream-4-0*",), _PARAMS, Sizes(
+    tiers=TIERS, free=FREE_SIZES, note="sizes under 1280x720 pixels are scaled up, keeping the ratio"), max_images=10)
+SEEDREAM_50 = Family("seedream-5.0", ("*seedream-5-0*",), _PARAMS | {"output_format"}, V45_SIZES, max_images=14)
+SEEDREAM_45 = Family("seedream-4.5+", ("*",), _PARAMS, V45_SIZES, max_images=14)
+# `sequential_image_generation` and `stream` exist from 4.0 on; older models may reject unknown keys
+SEQUENTIAL_FAMILIES = (SEEDREAM_40, SEEDREAM_45, SEEDREAM_50)
 
 WATERMARK_OPTION, WATERMARK_VARIABLE = "watermark", "ARK_WATERMARK"
 
@@ -83,17 +67,6 @@ STATUS_OF_ERROR_WORD = {"BadRequest": 400, "Unauthorized": 401, "AuthenticationE
 SENSITIVE_MARKER = "SensitiveContentDetected"  # Input/Output{Text,Image}SensitiveContentDetected[.suffix]
 
 
-def family(model: str) -> str:
-    for pattern, name in FAMILY_PATTERNS:
-        if fnmatch.fnmatchcase(model, pattern):
-            return name
-    return SEEDREAM_45
-
-
-def takes_output_format(model: str) -> bool:
-    return any(fnmatch.fnmatchcase(model, pattern) for pattern in OUTPUT_FORMAT_PATTERNS)
-
-
 def is_sensitive(code: str | None) -> bool:
     return bool(code) and SENSITIVE_MARKER in code
 
@@ -102,92 +75,62 @@ class ArkClient(ProviderClient):
     """Seedream 3.0/4.0/4.5/5.0 and SeedEdit 3.0. No native `n`: the gateway fans out single-image calls."""
 
     name = "ark"
+    label = "ByteDance Seedream / SeedEdit (Volcengine Ark)"
     env_prefix = "ARK"
     default_base_url = "https://ark.cn-beijing.volces.com/api/v3"
     model_patterns = ("doubao-*", "seedream-*", "seededit-*")
     known_models = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128", "doubao-seedream-5-0-260128",
                     "doubao-seedream-3-0-t2i-250415", "doubao-seededit-3-0-i2i-250628")
+    families = (SEEDEDIT, SEEDREAM_30, SEEDREAM_40, SEEDREAM_50, SEEDREAM_45)
 
     def __init__(self, settings: ProviderSettings, downloader: Downloader, **kwargs):
         super().__init__(settings, downloader, **kwargs)
         self.default_watermark = parse_flag(settings.options.get(WATERMARK_OPTION), WATERMARK_VARIABLE)
 
-    def generate(self, request: ImageRequest) -> ImageResult:
-        body, dropped = self.map_params(request)
+    def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
+        body, dropped = self.body(request, family)
         result = self.to_result(self._post(GENERATIONS, json=body))
         result.dropped = dropped
         return result
 
-    def map_params(self, request: ImageRequest) -> tuple[dict, list[str]]:
-        """The upstream body for one image, and the names of the parameters Ark cannot honour.
-
-        Everything the caller can fix is checked here, before any upstream call.
-        """
-        if request.mask is not None:
-            raise InvalidRequest(f"{request.model} cannot edit with a mask (Seedream has no inpainting); "
-                                 "remove input_image_mask and describe the change in the prompt",
-                                 param=request.mask.param)
-        kind = family(request.model)
+    def body(self, request: ImageRequest, family: Family) -> tuple[dict, list[str]]:
+        """The upstream body for one image, and the parameters the conversion could not honour."""
         params = request.params
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-        image = self.image_field(request, kind)
-        if image is not None:
-            body["image"] = image
-        size, honoured = self.size_and_quality(request, kind)
+        urls = [image_url(ref) for ref in request.images]
+        if urls:
+            body["image"] = urls[0] if len(urls) == 1 else urls
+        size, dropped = self.size_and_quality(request, family)
         if size is not None:
             body["size"] = size
-        if params.get("output_format") in OUTPUT_FORMATS and takes_output_format(request.model):
-            body["output_format"] = params["output_format"]
-            honoured.add("output_format")
-        if kind in SEQUENTIAL_FAMILIES:
+        if "output_format" in params:
+            if params["output_format"] in OUTPUT_FORMATS:
+                body["output_format"] = params["output_format"]
+            else:
+                dropped.append("output_format")
+        if family in SEQUENTIAL_FAMILIES:
             body["sequential_image_generation"] = "disabled"  # exactly one image per call
             body["stream"] = False
         body["response_format"] = "b64_json"  # otherwise a 24-hour URL we would have to download
         # upstream default is on, so it is always sent: an omitted false would still watermark
         body["watermark"] = params.get("watermark", self.default_watermark)
-        honoured.add("watermark")
-        dropped = sorted(p for p in params if p not in honoured and p not in SILENTLY_IGNORED)
         return body, dropped
 
-    def image_field(self, request: ImageRequest, kind: str) -> str | list[str] | None:
-        """Input images as Ark takes them: one string, or a list when several; None for none."""
-        refs = request.images
-        if kind == SEEDREAM_30 and refs:
-            raise InvalidRequest(f"{request.model} makes images from text only; use a Seedream 4 model or "
-                                 "SeedEdit to work from an input image", param=refs[0].param)
-        if kind == SEEDEDIT and len(refs) != 1:
-            raise InvalidRequest(f"{request.model} edits exactly one input image (an image_url part of the last "
-                                 f"user message), got {len(refs)}",
-                                 param=refs[1].param if refs else request.prompt_param)
-        limit = MAX_INPUT_IMAGES[kind]
-        if len(refs) > limit:
-            raise InvalidRequest(f"{request.model} takes at most {limit} input image(s), got {len(refs)}",
-                                 param=refs[limit].param)
-        urls = [image_url(ref) for ref in refs]
-        if not urls:
-            return None
-        return urls[0] if len(urls) == 1 else urls
-
-    def size_and_quality(self, request: ImageRequest, kind: str) -> tuple[str | None, set[str]]:
-        """The upstream `size` (None: Ark's default), and which of size/quality that honours."""
-        size = request.params.get("size", "auto")
-        quality = request.params.get("quality")
-        if kind == SEEDEDIT:
-            honoured = {"size"} if size == "auto" else set()
-            if quality == "auto":
-                honoured.add("quality")
-            return SEEDEDIT_SIZE, honoured
-        honoured = {"size"}
-        if quality is not None and size == "auto":
-            size = QUALITY_TIERS[kind][quality]
-            honoured.add("quality")
-        elif quality == "auto":
-            honoured.add("quality")  # 'auto' next to an explicit size asks for nothing we ignore
+    def size_and_quality(self, request: ImageRequest, family: Family) -> tuple[str | None, list[str]]:
+        """The upstream `size` (None: Ark's default), and which of size/quality the conversion lost."""
+        size, quality = request.size, request.params.get("quality")
+        if family is SEEDEDIT:
+            return SEEDEDIT_SIZE, ["quality"] if quality not in (None, "auto") else []
+        dropped = []
+        if quality is not None and size.is_auto:
+            tiers = V45_QUALITY_TIER if family.sizes is V45_SIZES else QUALITY_TIER
+            size = Size(min(tiers[quality], family.sizes.tiers[-1]))  # capped at the family's largest tier
+        elif quality not in (None, "auto"):
+            dropped.append("quality")  # next to an explicit size there is nothing left for quality to choose
         try:
-            return upstream_size(kind, size), honoured
+            return upstream_size(family, size), dropped
         except ValueError:
-            raise InvalidRequest(f"{request.model} does not make {size} images; valid sizes: {VALID_SIZES[kind]}",
-                                 param=request.param_path("size"), code="unsupported_size") from None
+            raise self.refuse_size(request, family) from None
 
     # ----- hooks -----
 
@@ -251,41 +194,21 @@ class ArkClient(ProviderClient):
         return f"ark withheld the image: its content checks blocked it ({code}){said}"
 
 
-def upstream_size(kind: str, size: str) -> str | None:
-    """Spell a client size for this family; None leaves the size to Ark. ValueError when it cannot be made."""
-    if size == "auto":
+def upstream_size(family: Family, size: Size) -> str | None:
+    """Spell a size the family accepts; None leaves it to Ark. ValueError when scaling cannot make it."""
+    if size.is_auto:
         return None
-    if kind == SEEDREAM_30:
-        return V30_TIERS[size] if size in V30_TIERS else _size_30(_dimensions(size))
-    if kind == SEEDREAM_40:
-        if size in V40_TIERS:
+    if family is SEEDREAM_30:
+        return V30_TIERS[size.tier] if size.tier else _size_30(size.width, size.height)
+    if family is SEEDREAM_40:
+        if size.tier or size.pixels >= V40_MIN_PIXELS:
             return size
-        width, height = _free_size(_dimensions(size))
-        if width * height < V40_MIN_PIXELS:
-            width, height = _scale_to_pixels(width, height, V40_MIN_PIXELS)
-        return f"{width}x{height}"
-    if size in V45_TIERS:
-        return size
-    if size == "1K":
-        return V45_SMALLEST_TIER
-    width, height = _free_size(_dimensions(size))
-    if width * height < V45_MIN_PIXELS:
-        return RECOMMENDED_2K[nearest_aspect_ratio(width, height, tuple(RECOMMENDED_2K))]
-    return f"{width}x{height}"
-
-
-def _dimensions(size: str) -> tuple[int, int]:
-    dims = parse_size(size)
-    if dims is None or 0 in dims:
-        raise ValueError(size)
-    return dims
-
-
-def _free_size(dims: tuple[int, int]) -> tuple[int, int]:
-    width, height = dims
-    if width * height > MAX_PIXELS or max(width, height) > MAX_RATIO * min(width, height):
-        raise ValueError(dims)
-    return width, height
+        return "{}x{}".format(*_scale_to_pixels(size.width, size.height, V40_MIN_PIXELS))
+    if size.tier:
+        return V45_SMALLEST_TIER if size.tier == "1K" else size
+    if size.pixels < V45_MIN_PIXELS:
+        return RECOMMENDED_2K[nearest_aspect_ratio(size.width, size.height, tuple(RECOMMENDED_2K))]
+    return size
 
 
 def _scale_to_pixels(width: int, height: int, pixels: int) -> tuple[int, int]:
@@ -299,15 +222,12 @@ def _scale_to_pixels(width: int, height: int, pixels: int) -> tuple[int, int]:
     return scaled[0], scaled[1]
 
 
-def _size_30(dims: tuple[int, int]) -> str:
-    width, height = dims
-    if max(width, height) > V30_MAX_SIDE:
-        raise ValueError(dims)
+def _size_30(width: int, height: int) -> str:
     if min(width, height) < V30_MIN_SIDE:
         factor = V30_MIN_SIDE / min(width, height)
         width, height = (math.ceil(side * factor / SIZE_STEP - 1e-9) * SIZE_STEP for side in (width, height))
         if max(width, height) > V30_MAX_SIDE:
-            raise ValueError(dims)
+            raise ValueError((width, height))
     return f"{width}x{height}"
 
 

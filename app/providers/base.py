@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import base64
-import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 from app import input_fetches, jsonio
@@ -15,6 +14,7 @@ from app.core.result import GeneratedImage, ImageResult
 from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
 from app.media import decode_data_url
+from app.providers.capabilities import Family, family_of, matches
 from app.providers.transport import JSON_ANSWER, Transport  # noqa: F401  (JSON_ANSWER: for provider modules)
 
 # things in upstream messages that look like credentials, whatever provider they came from
@@ -39,24 +39,33 @@ class ErrorInfo:
 class ProviderClient:
     """Turns an ImageRequest into an ImageResult by calling one upstream.
 
-    Contract for subclasses:
-    - `generate(request)` returns an ImageResult whose images are base64 with sniffed MIME types,
-      whose usage is mapped to chat terms, and whose `dropped` names the request parameters the
-      upstream could not honour. It raises only GatewayError subclasses.
-    - Input problems the caller can fix (a size this model lacks) are InvalidRequest, raised before
-      any upstream call.
-    - All HTTP goes through `_post` / `_post_events` (the client's Transport, the only code that
-      touches `requests`) or `fetch_image` / `download_result` for images (the guarded downloader).
-    - Override the small hooks, not `_post`: `auth_headers`, `error_details`, `error_for`.
-    - Chat-native providers translate `request.messages` themselves; `image_from_url` turns any
-      image_url of the conversation into bytes (data URLs decoded, http(s) fetched under guard).
+    A provider module declares, on its subclass: `name`, `label` (for people), `env_prefix` and
+    `default_base_url` (its settings: <PREFIX>_API_KEY, _BASE_URL, _MODELS, any other <PREFIX>_X
+    is option `x`), `model_patterns` (the names routed to it), `known_models` (listed by
+    /v1/models) and `families` (what each group of its models can do: see capabilities.py).
+
+    This class reads the declaration: `generate` checks the request against the model's family
+    (sizes, prompt length, input images, mask: 400s before any upstream call), drops and names the
+    parameters the family does not honour (previews too, outside streams), then hands the rest to
+    the subclass's `make_images(request, family)` (and `stream_images` for providers with previews).
+    Those return an ImageResult whose images are base64 with sniffed MIME types, whose usage is in
+    chat terms, and whose `dropped` names what the conversion itself could not honour; they raise
+    only GatewayError subclasses.
+
+    All HTTP goes through `_post` / `_post_events` (the client's Transport, the only code that
+    touches `requests`) or `fetch_image` / `download_result` for images (the guarded downloader).
+    Override the small hooks, not `_post`: `auth_headers`, `error_details`, `error_for`.
+    Chat-native providers translate `request.messages` themselves; `image_from_url` turns any
+    image_url of the conversation into bytes (data URLs decoded, http(s) fetched under guard).
     """
 
     name: str = ""
-    env_prefix: str = ""         # <PREFIX>_API_KEY, <PREFIX>_BASE_URL, <PREFIX>_MODELS, <PREFIX>_<OPTION>
+    label: str = ""
+    env_prefix: str = ""
     default_base_url: str = ""
     model_patterns: tuple[str, ...] = ()
     known_models: tuple[str, ...] = ()
+    families: tuple[Family, ...] = ()
     requires_key: bool = True
 
     def __init__(self, settings: ProviderSettings, downloader: Downloader, *,
@@ -71,13 +80,17 @@ class ProviderClient:
     @property
     def key_variable(self) -> str:
         """The variable the operator fixes when the upstream refuses the key."""
-        return self.settings.key_variable or (f"{self.env_prefix}_API_KEY" if self.env_prefix else "its API key")
+        return self.settings.key_variable or f"{self.env_prefix}_API_KEY"
 
-    # ----- what the registry asks -----
+    # ----- what the router asks -----
 
     @classmethod
     def serves(cls, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, pattern) for pattern in cls.model_patterns)
+        return matches(model, cls.model_patterns)
+
+    @classmethod
+    def family_of(cls, model: str) -> Family:
+        return family_of(cls.families, model)
 
     @classmethod
     def is_live(cls, settings: ProviderSettings) -> bool:
@@ -86,21 +99,83 @@ class ProviderClient:
     def models(self) -> list[str]:
         return list(dict.fromkeys((*self.known_models, *self.settings.extra_models)))
 
-    def supports_n(self, model: str) -> bool:
-        """True when one upstream call can return `n` images; otherwise the gateway fans out."""
-        return False
+    def max_n(self, model: str) -> int:
+        """Pictures one upstream call can make; the gateway splits a larger `n` into parallel calls."""
+        return self.family_of(model).max_n
+
+    # ----- the contract -----
 
     def generate(self, request: ImageRequest) -> ImageResult:
-        raise NotImplementedError
+        honoured, family, dropped = self.prepare(request, streaming=False)
+        return _dropping(self.make_images(honoured, family), dropped)
 
     def generate_streaming(self, request: ImageRequest,
                            on_partial: Callable[[int, GeneratedImage], None]) -> ImageResult:
-        """Like `generate`, calling `on_partial(partial_index, image)` for each preview frame.
+        """Like `generate`, calling `on_partial(partial_index, image)` for each preview frame."""
+        honoured, family, dropped = self.prepare(request, streaming=True)
+        return _dropping(self.stream_images(honoured, family, on_partial), dropped)
 
-        Providers without preview frames need not override this: their final image is the only
-        event, and the stream sends it the moment it exists.
-        """
-        return self.generate(request)
+    def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
+        """The upstream call(s) for a checked request holding only parameters `family` honours."""
+        raise NotImplementedError
+
+    def stream_images(self, request: ImageRequest, family: Family,
+                      on_partial: Callable[[int, GeneratedImage], None]) -> ImageResult:
+        """Providers without preview frames need not override this: their final image is the only
+        event, and the stream sends it the moment it exists."""
+        return self.make_images(request, family)
+
+    def prepare(self, request: ImageRequest, *, streaming: bool) -> tuple[ImageRequest, Family, list[str]]:
+        """Check `request` against its model's family, before any upstream call; return it with only
+        the parameters the family honours, the family, and the names of the parameters dropped."""
+        family = self.family_of(request.model)
+        self._check_inputs(request, family)
+        honoured = family.honoured(request.is_edit)
+        kept, dropped = {}, []
+        for name, value in request.params.items():
+            if name == "partial_images" and not streaming:
+                continue  # previews exist only in streams: outside one there is nothing to honour or lose
+            if name not in honoured or (name == "size" and not self._size_made(request, family)):
+                dropped.append(name)
+            else:
+                kept[name] = value
+        return replace(request, params=kept), family, dropped
+
+    def refuse_size(self, request: ImageRequest, family: Family) -> InvalidRequest:
+        """The 400 for a size this model cannot make, listing the sizes it can."""
+        return InvalidRequest(f"{request.model} does not make {request.size} images; valid sizes: "
+                              f"{family.sizes.describe()}", param=request.param_path("size"), code="unsupported_size")
+
+    def _size_made(self, request: ImageRequest, family: Family) -> bool:
+        try:
+            return family.sizes.honours(request.size)
+        except ValueError:
+            raise self.refuse_size(request, family) from None
+
+    @staticmethod
+    def _check_inputs(request: ImageRequest, family: Family) -> None:
+        model, images = request.model, request.images
+        if family.prompt_limit is not None and len(request.prompt) > family.prompt_limit:
+            raise InvalidRequest(f"{model} takes prompts of at most {family.prompt_limit} characters",
+                                 param=request.prompt_param, code="prompt_too_long")
+        if request.mask is not None and not images:
+            raise InvalidRequest("input_image_mask needs an input image", param=request.mask.param)
+        if request.mask is not None and not family.mask:
+            raise InvalidRequest(f"{model} cannot use an inpainting mask; remove input_image_mask and describe "
+                                 "the change in the prompt", param=request.mask.param, code="unsupported_parameter")
+        least, most = family.min_images, family.max_images
+        if most == 0 and images:
+            raise InvalidRequest(f"{model} cannot edit images: it makes images from text only", param=images[0].param)
+        if least == most == 1 and len(images) != 1:
+            raise InvalidRequest(f"{model} edits exactly one input image (an image_url part of the last user "
+                                 f"message), got {len(images)}",
+                                 param=images[1].param if images else request.prompt_param)
+        if len(images) < least:
+            raise InvalidRequest(f"{model} needs at least {least} input image(s), got {len(images)}",
+                                 param=request.prompt_param)
+        if most is not None and len(images) > most:
+            raise InvalidRequest(f"{model} takes at most {most} input image(s), got {len(images)}",
+                                 param=images[most].param)
 
     # ----- hooks -----
 
@@ -196,3 +271,9 @@ def b64encode(data: bytes) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else jsonio.dumps(value).decode()
+
+
+def _dropping(result: ImageResult, dropped: list[str]) -> ImageResult:
+    """The result naming every parameter lost: those the family never honours and those its conversion could not."""
+    result.dropped = sorted(set(result.dropped) | set(dropped))
+    return result

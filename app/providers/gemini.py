@@ -2,38 +2,36 @@
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from app.core.context import in_request_context
 from app.core.conversation import text_of, turn_parts
-from app.core.errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError, UpstreamTimeout
-from app.core.request import ImageRequest
-from app.core.result import GeneratedImage, ImageResult, Usage, merge
+from app.core.errors import GatewayError, ModelNotFound, UpstreamError, UpstreamTimeout
+from app.core.request import TIERS, ImageRequest
+from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
+from app.providers.capabilities import ASPECT_RATIOS, DROP, Family, Sizes, params, ratio_and_tier
 
 API_VERSION = "v1beta"
 GENERATE = "generateContent"
 PREDICT = "predict"
-IMAGEN_PREFIX = "imagen-"
 RESPONSE_MODALITIES = ["TEXT", "IMAGE"]
-DEFAULT_TIER = "1K"  # what Gemini and Imagen make when no size tier is sent
-
-# imageConfig.imageSize exists for the gemini-3 image models only; 2.5-flash makes 1K and nothing else
-GEMINI_TIERED_MARKER = "gemini-3"
-IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
-IMAGEN_TIERS = ("1K", "2K")
-IMAGEN_UNTIERED_PREFIX = "imagen-3"  # Imagen 3 rejects sampleImageSize
-IMAGEN_MAX_SAMPLES = 4  # sampleCount per :predict call; larger n is split into parallel calls
 IMAGEN_MIME = {"png": "image/png", "jpeg": "image/jpeg"}  # Imagen writes no webp
 
-GEMINI_HONOURED = {"size", "quality"}
-IMAGEN_HONOURED = {"size", "quality", "output_format", "output_compression"}
-SILENTLY_IGNORED = {"partial_images"}  # previews exist only when streaming
+# generateContent takes size and quality (imageConfig); imageSize exists for the gemini-3 image models
+# only, 2.5-flash makes 1K and nothing else. Imagen (:predict) also writes png or jpeg, compressed.
+# Neither takes a mask; Imagen makes pictures from text only, up to 4 per call (sampleCount).
+_GEMINI = params("size", "quality")
+GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP))
+_IMAGEN = params("size", "quality", "output_format", "output_compression")
+IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+IMAGEN_3 = Family("imagen-3", ("imagen-3*",), _IMAGEN,  # Imagen 3 rejects sampleImageSize
+                  Sizes(tiers=("1K",), ratios=IMAGEN_RATIOS, others=DROP), max_n=4, max_images=0)
+IMAGEN = Family("imagen", ("imagen-*",), _IMAGEN, Sizes(tiers=("1K", "2K"), ratios=IMAGEN_RATIOS, others=DROP),
+                max_n=4, max_images=0)
+GEMINI = Family("gemini", ("*",), _GEMINI, Sizes(tiers=("1K",), ratios=ASPECT_RATIOS, others=DROP))
 
 SYSTEM_ROLES = ("system", "developer")
 CONTENT_ROLES = {"user": "user", "assistant": "model"}  # `tool` messages have no Gemini meaning here
@@ -52,38 +50,23 @@ RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
-def is_imagen(model: str) -> bool:
-    return model.startswith(IMAGEN_PREFIX)
-
-
-def size_tiers(model: str) -> tuple[str, ...]:
-    """The resolution tiers a model makes; with a single tier there is no knob to send."""
-    if is_imagen(model):
-        return (DEFAULT_TIER,) if model.startswith(IMAGEN_UNTIERED_PREFIX) else IMAGEN_TIERS
-    return TIERS if GEMINI_TIERED_MARKER in model else (DEFAULT_TIER,)
-
-
 class GeminiClient(ProviderClient):
     name = "gemini"
+    label = "Google Gemini (Developer API)"
     env_prefix = "GEMINI"
     default_base_url = "https://generativelanguage.googleapis.com"
     model_patterns = ("gemini-*", "imagen-*")
     known_models = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview",
                     "imagen-4.0-generate-001")
+    families = (GEMINI_3, IMAGEN_3, IMAGEN, GEMINI)
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.settings.api_key or ""}
 
-    def supports_n(self, model: str) -> bool:
-        return is_imagen(model)  # generateContent makes one picture per call: the gateway fans out
-
-    def generate(self, request: ImageRequest) -> ImageResult:
-        if request.mask is not None:
-            raise InvalidRequest(f"{request.model} cannot use an inpainting mask (Gemini has no mask input); "
-                                 "describe the change in the prompt instead", param=request.mask.param)
-        if is_imagen(request.model):
-            return self.generate_imagen(request)
-        body, dropped = self.generate_body(request)
+    def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
+        if family in (IMAGEN, IMAGEN_3):
+            return self.generate_imagen(request, family)
+        body, dropped = self.generate_body(request, family)
         result = self.to_result(self._post(self.path(request.model, GENERATE), json=body))
         result.dropped = dropped
         return result
@@ -95,10 +78,11 @@ class GeminiClient(ProviderClient):
 
     # ----- generateContent -----
 
-    def generate_body(self, request: ImageRequest) -> tuple[dict, list[str]]:
-        """The generateContent body, and the names of the parameters this model cannot honour."""
+    def generate_body(self, request: ImageRequest, family: Family) -> tuple[dict, list[str]]:
+        """The generateContent body, and the names of the parameters the conversion could not honour."""
         contents, system = self.contents(request)
-        image_config, unhonoured = self.image_config(request)
+        ratio, tier, dropped = ratio_and_tier(request, family)
+        image_config = {key: value for key, value in (("aspectRatio", ratio), ("imageSize", tier)) if value}
         config: dict[str, Any] = {"responseModalities": list(RESPONSE_MODALITIES)}
         if image_config:
             config["imageConfig"] = image_config
@@ -106,7 +90,7 @@ class GeminiClient(ProviderClient):
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
         body["generationConfig"] = config
-        return body, _dropped(request.params, GEMINI_HONOURED, unhonoured)
+        return body, dropped
 
     def contents(self, request: ImageRequest) -> tuple[list[dict], list[str]]:
         """The conversation as Gemini turns, and the system/developer texts for systemInstruction."""
@@ -137,27 +121,6 @@ class GeminiClient(ProviderClient):
             elif part["type"] == "image_url":
                 parts.append(_inline(*self.image_from_url(part["image_url"]["url"], url_param)))
         return parts
-
-    def image_config(self, request: ImageRequest,
-                     ratios: tuple[str, ...] = ASPECT_RATIOS) -> tuple[dict, set[str]]:
-        """aspectRatio from a WxH size, the resolution tier from quality or a tier size (§F.1, §F.2).
-
-        Field names are Gemini's; Imagen's caller renames them. Returns the fields and the names of
-        the parameters whose tier this model cannot make.
-        """
-        params = request.params
-        fields: dict[str, str] = {}
-        dimensions = parse_size(params.get("size", "auto"))
-        if dimensions:
-            fields["aspectRatio"] = nearest_aspect_ratio(*dimensions, ratios)
-        tier, asked_by, unhonoured = _wanted_tier(params)
-        tiers = size_tiers(request.model)
-        if tier in tiers:
-            if len(tiers) > 1:
-                fields["imageSize"] = tier
-        elif tier is not None:
-            unhonoured.add(asked_by)
-        return fields, unhonoured
 
     def to_result(self, answer: Any) -> ImageResult:
         """A generateContent answer as an ImageResult; blocks become content_filter, no picture a 502."""
@@ -216,45 +179,31 @@ class GeminiClient(ProviderClient):
 
     # ----- Imagen :predict (§E.5) -----
 
-    def generate_imagen(self, request: ImageRequest) -> ImageResult:
-        if request.images:
-            raise InvalidRequest(f"{request.model} makes images from text only; use a gemini image model "
-                                 "(gemini-2.5-flash-image, gemini-3-pro-image-preview) to edit images",
-                                 param=request.images[0].param)
-        parameters, dropped = self.imagen_parameters(request)
-        counts = [min(IMAGEN_MAX_SAMPLES, request.n - start) for start in range(0, request.n, IMAGEN_MAX_SAMPLES)]
-        if len(counts) == 1:
-            result = self.predict(request, parameters, counts[0])
-        else:
-            with ThreadPoolExecutor(max_workers=len(counts), thread_name_prefix="imagen") as pool:
-                # each call runs in the request's context, so its upstream wait and attempts are counted
-                results = pool.map(in_request_context(lambda count: self.predict(request, parameters, count)), counts)
-                result = merge([part.attach_text() for part in results])
+    def generate_imagen(self, request: ImageRequest, family: Family) -> ImageResult:
+        parameters, dropped = self.imagen_parameters(request, family)
+        body = {"instances": [{"prompt": request.prompt}], "parameters": {"sampleCount": request.n, **parameters}}
+        result = self.imagen_result(self._post(self.path(request.model, PREDICT), json=body))
         result.dropped = dropped
         return result
 
-    def imagen_parameters(self, request: ImageRequest) -> tuple[dict, list[str]]:
+    def imagen_parameters(self, request: ImageRequest, family: Family) -> tuple[dict, list[str]]:
         params = request.params
-        fields, unhonoured = self.image_config(request, ratios=IMAGEN_RATIOS)
+        ratio, tier, dropped = ratio_and_tier(request, family)
         parameters: dict[str, Any] = {"includeRaiReason": True}  # so filtered samples say why
-        if "aspectRatio" in fields:
-            parameters["aspectRatio"] = fields["aspectRatio"]
-        if "imageSize" in fields:
-            parameters["sampleImageSize"] = fields["imageSize"]
+        if ratio:
+            parameters["aspectRatio"] = ratio
+        if tier:
+            parameters["sampleImageSize"] = tier
         output = {}
         if params.get("output_format") in IMAGEN_MIME:
             output["mimeType"] = IMAGEN_MIME[params["output_format"]]
             if "output_compression" in params:  # the schema allows it with jpeg or webp only
                 output["compressionQuality"] = params["output_compression"]
         elif "output_format" in params:
-            unhonoured |= {"output_format", "output_compression"} & set(params)
+            dropped += [name for name in ("output_format", "output_compression") if name in params]
         if output:
             parameters["outputOptions"] = output
-        return parameters, _dropped(params, IMAGEN_HONOURED, unhonoured)
-
-    def predict(self, request: ImageRequest, parameters: dict, count: int) -> ImageResult:
-        body = {"instances": [{"prompt": request.prompt}], "parameters": {"sampleCount": count, **parameters}}
-        return self.imagen_result(self._post(self.path(request.model, PREDICT), json=body))
+        return parameters, dropped
 
     def imagen_result(self, answer: Any) -> ImageResult:
         predictions = answer.get("predictions") if isinstance(answer, dict) else None
@@ -343,20 +292,6 @@ def _modalities(details: Any) -> dict[str, int]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _wanted_tier(params: dict) -> tuple[str | None, str | None, set[str]]:
-    """The resolution tier asked for, which parameter asked, and a quality an explicit tier size overrode."""
-    size, quality = params.get("size"), params.get("quality")
-    quality_tier = QUALITY_TIER.get(quality) if quality not in (None, "auto") else None
-    if size in TIERS:
-        overridden = {"quality"} if quality_tier and quality_tier != size else set()
-        return size, "size", overridden
-    return quality_tier, ("quality" if quality_tier else None), set()
-
-
-def _dropped(params: dict, honoured: set[str], unhonoured: set[str]) -> list[str]:
-    return sorted(p for p in params if (p not in honoured or p in unhonoured) and p not in SILENTLY_IGNORED)
 
 
 def _inline(data: bytes, mime: str) -> dict:

@@ -8,51 +8,48 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 
-from app.core.errors import InvalidRequest
-from app.core.request import ImageRequest
+from app.core.request import TIER_SIDES, TIERS, ImageRequest, Size
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.png import encode_png
 from app.providers.base import ProviderClient
+from app.providers.capabilities import Bounds, Family, Sizes, params
 
 TILES = 8
-MIN_SIDE, MAX_SIDE = 16, 4096
-TIER_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
 DEFAULT_SIDE = 1024
-HONOURED = {"size", "background", "output_format", "partial_images"}
 PREVIEW_GREY = (128, 128, 128)
+# it draws any size from 16x16 to 4096x4096 and the tiers, transparent or not, always PNG, with previews;
+# input images and a mask only change the picture's seed
+LOCAL = Family("local", ("*",), params("size", "background", "output_format", "partial_images"),
+               Sizes(tiers=TIERS, free=Bounds(min_side=16, max_side=4096)), max_n=10, mask=True)
 
 
 class LocalClient(ProviderClient):
     name = "local"
+    label = "local placeholder"
     env_prefix = "LOCAL"
     default_base_url = "local:"
     model_patterns = ("local-*",)
     known_models = ("local-image",)
+    families = (LOCAL,)
     requires_key = False
 
-    def supports_n(self, model: str) -> bool:
-        return True
-
-    def generate_streaming(self, request: ImageRequest, on_partial) -> ImageResult:
+    def stream_images(self, request: ImageRequest, family: Family, on_partial) -> ImageResult:
         """Preview frames like a real streaming model: the mosaic revealed row band by row band."""
         frames = request.params.get("partial_images", 0)
         if frames:
-            width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
+            width, height = dimensions(request.size)
             digest = hashlib.sha256(self._seed(request).digest() + request.variant.to_bytes(2, "big")).digest()
             transparent = request.params.get("background") == "transparent"
             for index in range(frames):
                 png = draw(width, height, digest, transparent=transparent, reveal=(index + 1) / (frames + 1))
                 on_partial(index, GeneratedImage(b64=base64.b64encode(png).decode("ascii"), mime="image/png"))
-        return self.generate(request)
+        return self.make_images(request, family)
 
-    def generate(self, request: ImageRequest) -> ImageResult:
-        width, height = self.dimensions(request.params.get("size", "auto"), request.param_path("size"))
+    def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
+        width, height = dimensions(request.size)
         params = request.params
-        dropped = [p for p in params if p not in HONOURED]
-        if params.get("output_format", "png") != "png":
-            dropped.append("output_format")
+        dropped = ["output_format"] if params.get("output_format", "png") != "png" else []
         transparent = params.get("background") == "transparent"
         seed = self._seed(request)
         images = []
@@ -65,7 +62,7 @@ class LocalClient(ProviderClient):
             text=f"Placeholder image from the local provider ({width}x{height}).",
             usage=Usage(extra={"generated_images": len(images)}),
             background="transparent" if transparent else "opaque",
-            dropped=sorted(set(dropped)),
+            dropped=dropped,
         )
 
     @staticmethod
@@ -75,20 +72,12 @@ class LocalClient(ProviderClient):
             seed.update(hashlib.sha256(ref.data or ref.url.encode()).digest())
         return seed
 
-    @staticmethod
-    def dimensions(size: str, param: str = "size") -> tuple[int, int]:
-        if size == "auto":
-            return DEFAULT_SIDE, DEFAULT_SIDE
-        if size in TIER_SIDES:
-            return TIER_SIDES[size], TIER_SIDES[size]
-        match = re.fullmatch(r"(\d+)x(\d+)", size)
-        if match:
-            width, height = int(match.group(1)), int(match.group(2))
-            if MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE:
-                return width, height
-        raise InvalidRequest(f"The local provider draws sizes from {MIN_SIDE}x{MIN_SIDE} to {MAX_SIDE}x{MAX_SIDE} "
-                             "(any WIDTHxHEIGHT in that range), 1K, 2K, 4K or auto", param=param,
-                             code="unsupported_size")
+
+def dimensions(size: Size) -> tuple[int, int]:
+    """Pixels of a size the family accepted: auto is 1024 square, a tier its square side."""
+    if size.tier is not None:
+        return TIER_SIDES[size.tier], TIER_SIDES[size.tier]
+    return size.dimensions or (DEFAULT_SIDE, DEFAULT_SIDE)
 
 
 def draw(width: int, height: int, digest: bytes, *, transparent: bool = False, reveal: float = 1.0) -> bytes:

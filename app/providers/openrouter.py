@@ -1,7 +1,6 @@
 """OpenRouter: image generation through its chat completions route, the whole conversation translated (§D, §F)."""
 from __future__ import annotations
 
-import fnmatch
 import string
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -9,12 +8,12 @@ from urllib.parse import quote, urlsplit
 from app import jsonio
 from app.core.conversation import text_of, turn_parts
 from app.core.errors import InvalidRequest, UpstreamError
-from app.core.request import ImageRequest
+from app.core.request import TIERS, ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.sizes import ASPECT_RATIOS, QUALITY_TIER, TIERS, nearest_aspect_ratio, parse_size
+from app.providers.capabilities import ASPECT_RATIOS, DROP, Family, Sizes, matches, params, ratio_and_tier
 
 CHAT_PATH = "/chat/completions"
 
@@ -23,16 +22,17 @@ CHAT_PATH = "/chat/completions"
 # (Flux, Seedream, Sourceful) are refused by OpenRouter ("no endpoints") when "text" is asked for.
 TEXT_AND_IMAGE = ["image", "text"]
 IMAGE_ONLY = ["image"]
-IMAGE_ONLY_MODELS = ("black-forest-labs/*", "bytedance-seed/*", "sourceful/*")
 
-# Only the Gemini 3 image models take image_config.image_size (1K/2K/4K); 2.5-flash is 1K only.
-IMAGE_SIZE_MODELS = ("*gemini-3*",)
-# gemini-3.1-flash-image also makes very wide and very tall pictures
-EXTENDED_RATIO_MODELS = ("*gemini-3.1-flash-image*",)
-EXTENDED_RATIOS = ("1:4", "4:1", "1:8", "8:1")
-
-# tool parameters the chat route has no field for: dropped and named in x-gateway-dropped-params
-UNSUPPORTED = ("background", "input_fidelity", "moderation", "output_compression", "output_format", "watermark")
+# The chat route carries size and quality only (as image_config); everything else a client sets is dropped.
+_PARAMS = params("size", "quality")
+# Only the Gemini 3 image models take image_config.image_size (1K/2K/4K); gemini-3.1-flash-image also
+# makes very wide and very tall pictures. A tier other models cannot make is dropped.
+GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("*gemini-3.1-flash-image*",), _PARAMS,
+                         Sizes(tiers=TIERS, ratios=ASPECT_RATIOS + ("1:4", "4:1", "1:8", "8:1"), others=DROP))
+GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _PARAMS, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP))
+IMAGE_ONLY_FAMILY = Family("image-only", ("black-forest-labs/*", "bytedance-seed/*", "sourceful/*"), _PARAMS,
+                           Sizes(ratios=ASPECT_RATIOS, others=DROP))
+OTHERS = Family("text-and-image", ("*",), _PARAMS, Sizes(ratios=ASPECT_RATIOS, others=DROP))
 SYSTEM_ROLES = ("system", "developer")
 CONVERSATION_ROLES = ("user", "assistant")
 
@@ -49,12 +49,14 @@ class OpenRouterClient(ProviderClient):
     """Chat-native: the conversation goes upstream as is, images come back in `message.images` or content."""
 
     name = "openrouter"
+    label = "OpenRouter"
     env_prefix = "OPENROUTER"
     default_base_url = "https://openrouter.ai/api/v1"
     model_patterns = ("*/*",)
     known_models = ("google/gemini-2.5-flash-image", "google/gemini-3-pro-image-preview",
                     "google/gemini-3.1-flash-image-preview", "openai/gpt-5-image", "black-forest-labs/flux.2-pro",
                     "bytedance-seed/seedream-4.5")
+    families = (GEMINI_31_FLASH, GEMINI_3, IMAGE_ONLY_FAMILY, OTHERS)
 
     def auth_headers(self) -> dict[str, str]:
         """Bearer key plus the optional app attribution OpenRouter shows in its rankings."""
@@ -68,14 +70,11 @@ class OpenRouterClient(ProviderClient):
             headers["X-OpenRouter-Title"] = title
         return headers
 
-    def generate(self, request: ImageRequest) -> ImageResult:
-        if request.mask is not None:
-            raise InvalidRequest("OpenRouter models take no inpainting mask; remove input_image_mask, or use an "
-                                 "OpenAI gpt-image model for masked edits", param=request.mask.param,
-                                 code="unsupported_parameter")
-        image_config, dropped = self.image_config(request)
+    def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
+        ratio, tier, dropped = ratio_and_tier(request, family)
+        image_config = {key: value for key, value in (("aspect_ratio", ratio), ("image_size", tier)) if value}
         body: dict[str, Any] = {"model": request.model, "messages": self.conversation(request),
-                                "modalities": self.modalities(request.model), "stream": False}
+                                "modalities": self.modalities(request.model, family), "stream": False}
         if image_config:
             body["image_config"] = image_config
         if request.user:
@@ -86,32 +85,9 @@ class OpenRouterClient(ProviderClient):
 
     # ----- request -----
 
-    def modalities(self, model: str) -> list[str]:
+    def modalities(self, model: str, family: Family) -> list[str]:
         extra = tuple(p.strip() for p in self.settings.options.get("image_only_models", "").split(",") if p.strip())
-        return list(IMAGE_ONLY if _matches(model, IMAGE_ONLY_MODELS + extra) else TEXT_AND_IMAGE)
-
-    def image_config(self, request: ImageRequest) -> tuple[dict[str, str], list[str]]:
-        """`image_config` for this model from size and quality, and the names of the parameters dropped."""
-        params, model = request.params, request.model
-        takes_tier = _matches(model, IMAGE_SIZE_MODELS)
-        config: dict[str, str] = {}
-        dropped = [name for name in UNSUPPORTED if name in params]
-        size = params.get("size", "auto")
-        dimensions = parse_size(size)
-        if dimensions:
-            ratios = ASPECT_RATIOS + (EXTENDED_RATIOS if _matches(model, EXTENDED_RATIO_MODELS) else ())
-            config["aspect_ratio"] = nearest_aspect_ratio(*dimensions, ratios)
-        elif size in TIERS:
-            if takes_tier:
-                config["image_size"] = size
-            else:
-                dropped.append("size")
-        quality = params.get("quality", "auto")
-        if quality != "auto":  # "auto" leaves the resolution to the model: nothing to honour or lose
-            tier = QUALITY_TIER[quality]
-            if not takes_tier or config.setdefault("image_size", tier) != tier:
-                dropped.append("quality")  # no tier on this model, or an explicit size tier won
-        return config, sorted(dropped)
+        return list(IMAGE_ONLY if family is IMAGE_ONLY_FAMILY or matches(model, extra) else TEXT_AND_IMAGE)
 
     def conversation(self, request: ImageRequest) -> list[dict]:
         """The client's conversation in OpenRouter's terms; a bare prompt when there is none (Images API)."""
@@ -353,10 +329,6 @@ def _moderation_message(message: str | None, metadata: dict) -> str:
 
 
 # ----- small helpers -----
-
-def _matches(model: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(model.lower(), pattern.lower()) for pattern in patterns)
-
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else jsonio.dumps(value).decode()

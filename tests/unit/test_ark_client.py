@@ -101,9 +101,9 @@ def test_sizes_are_mapped_per_family(mocked, model, size, upstream):
     (V40, "4096x200", "between 1:16 and 16:1"),
     (V45, "8192x4096", "2K, 4K"),
     (V45, "100x2000", "between 1:16 and 16:1"),
-    (V30, "4K", "1K (1024x1024), 2K (2048x2048)"),
-    (V30, "4096x1024", "both sides from 512 to 2048"),
-    (V30, "256x2048", "both sides from 512 to 2048"),   # scaling the short side up pushes the long one over
+    (V30, "4K", "auto, 1K, 2K or any WIDTHxHEIGHT with sides up to 2048"),
+    (V30, "4096x1024", "sides up to 2048"),
+    (V30, "256x2048", "shorter sides under 512 are scaled up"),   # scaling the short side up pushes the long one over
 ])
 def test_sizes_a_model_cannot_make_are_400_listing_valid_sizes_without_calling_ark(mocked, model, size, listed):
     with pytest.raises(InvalidRequest, match=re.escape(listed)) as caught:
@@ -261,7 +261,7 @@ def test_openai_only_params_are_dropped_and_partial_images_ignored(mocked):
 def test_n_is_fanned_out_into_single_image_calls_and_usage_summed(mocked):
     mocked.post(GENERATIONS, json=ok())
     client = make_client()
-    assert client.supports_n(V40) is False
+    assert client.max_n(V40) == 1
     result = generate(client, request(n=3))
     assert len(result.images) == 3 and len(mocked.calls) == 3
     assert all(sent(call).json == {"model": V40, "prompt": "a whale teapot", **DEFAULTS} for call in mocked.calls)

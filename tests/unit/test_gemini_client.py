@@ -207,7 +207,7 @@ def test_a_mask_is_a_400_without_any_call(mocked):
 def test_generate_content_models_fan_out_for_n(mocked):
     mocked.post(ENDPOINT, json=answer({"text": "one"}, inline()))
     client = make_client()
-    assert not client.supports_n(FLASH) and not client.supports_n(PRO)
+    assert client.max_n(FLASH) == client.max_n(PRO) == 1
     result = generate(client, ask(n=3))
     assert len(mocked.calls) == 3 and len(result.images) == 3
     assert [image.text for image in result.images] == ["one"] * 3
@@ -455,7 +455,7 @@ def test_imagen_sends_predict_with_native_sample_count_and_mapped_options(mocked
     tool = {"size": "1792x1024", "quality": "medium", "output_format": "jpeg", "output_compression": 80,
             "background": "opaque", "watermark": True}
     client = make_client()
-    assert client.supports_n(IMAGEN)
+    assert client.max_n(IMAGEN) == 4
     result = generate(client, ask("a whale teapot", model=IMAGEN, tool=tool, n=3))
     assert len(mocked.calls) == 1 and len(result.images) == 3
     assert result.dropped == ["background", "watermark"]

@@ -94,7 +94,7 @@ def test_dall_e_2_drops_quality_it_cannot_honour(mocked):
     ("dall-e-2", "1536x1024", "256x256, 512x512, 1024x1024"),
     ("gpt-image-2", "2000x1000", "multiple of 16"),
     ("gpt-image-2", "3840x3840", "3840x2160"),
-    ("gpt-image-2", "4096x1024", "ratio up to 3:1"),
+    ("gpt-image-2", "4096x1024", "ratio between 1:3 and 3:1"),
 ])
 def test_unsupported_size_is_400_listing_valid_sizes_without_calling_upstream(mocked, model, size, listed):
     request = ImageRequest(model, "x", params={"size": size}, param_prefix="tools[0].image_generation.")

@@ -299,7 +299,7 @@ def test_n_fans_out_single_image_calls(mocked):
 
 
 def test_supports_no_native_n():
-    assert make_client().supports_n(FLASH) is False
+    assert make_client().max_n(FLASH) == 1
 
 
 def test_known_models_are_listed_with_configured_extras():

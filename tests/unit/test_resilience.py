@@ -32,8 +32,8 @@ class ScriptedClient:
         self.failures = list(failures)
         self.calls = 0
 
-    def supports_n(self, model):
-        return True
+    def max_n(self, model):
+        return 10
 
     def generate(self, request):
         self.calls += 1
