@@ -13,7 +13,7 @@ from app.core.conversation import turn_parts
 from app.core.request import ImageRequest
 from app.media import image_size, image_size_b64, strip_data_url
 from app.pricing.table import PriceRow
-from app.providers.sizes import QUALITY_TIER
+from app.providers.capabilities import QUALITY_TIER
 
 DEFAULT_TIER = "1K"  # what Gemini and OpenRouter make when no tier is asked for
 # client quality -> the quality a GPT image model is sent (app/providers/openai.py GPT_QUALITY)
@@ -149,7 +149,7 @@ def _formula_factor(row: PriceRow, quality: str | None) -> int:
 
 
 def _tier_tokens(row: PriceRow, params: dict) -> int | None:
-    """Gemini-style: an explicit tier size wins, else the quality's tier, else 1K (app/providers/sizes.py)."""
+    """Gemini-style: an explicit tier size wins, else the quality's tier, else 1K (app/providers/capabilities.py)."""
     size, quality = params.get("size"), params.get("quality")
     if size in row.output_tokens:
         tier = size

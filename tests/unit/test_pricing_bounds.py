@@ -20,7 +20,8 @@ from app.pricing import PriceBook
 from app.pricing.book import row_cost
 from app.pricing.sizing import formula_tokens
 from app.providers.gemini import GeminiClient
-from app.providers.openai import GPT, GPT_QUALITY, OpenAIClient, family
+from app.providers.capabilities import ratio_and_tier
+from app.providers.openai import GPT_QUALITY, OpenAIClient
 from app.providers.openrouter import OpenRouterClient
 
 BOOK = PriceBook.load()
@@ -59,6 +60,12 @@ GEMINI = GeminiClient(_settings("gemini"), DOWNLOADER)
 OPENROUTER = OpenRouterClient(_settings("openrouter"), DOWNLOADER)
 
 
+def openai_fields(request: ImageRequest) -> dict:
+    """The fields the OpenAI client sends for `request`; a size the model refuses raises InvalidRequest."""
+    honoured, family, _ = OPENAI.prepare(request, streaming=False)
+    return OPENAI.body(honoured, family)[0]
+
+
 def picture(size: str) -> GeneratedImage:
     width, height = (int(side) for side in size.split("x"))
     ihdr = struct.pack(">II", width, height) + bytes([8, 2, 0, 0, 0])
@@ -86,7 +93,7 @@ def possible_results(provider, model, request):
         for made in ([size] if size and "x" in size else FLUX_SIZES):
             yield merge([ImageResult(images=[picture(made)]) for _ in range(n)])
     elif row.per_image:
-        quality = OPENAI.map_params(request, family(model))[0].get("quality", "auto")
+        quality = openai_fields(request).get("quality", "auto")
         quality = row.qualities.get(quality, quality)  # dall-e's documented default quality is standard
         for key in row.per_image:
             made_quality, made_size = key.split(":")
@@ -99,16 +106,15 @@ def possible_results(provider, model, request):
 def _image_token_choices(provider, model, row, params):
     if row.size_rule == "tier":
         client = GEMINI if provider == "gemini" else OPENROUTER
-        request = ImageRequest(model=model, prompt="x", params=params)
-        config = client.image_config(request)[0]
-        tier = config.get("imageSize") or config.get("image_size") or "1K"
+        honoured, family, _ = client.prepare(ImageRequest(model=model, prompt="x", params=params), streaming=False)
+        tier = ratio_and_tier(honoured, family)[1] or "1K"
         return [row.output_tokens.get(tier, row.output_tokens.get("1K"))]
     quality = GPT_QUALITY.get(params.get("quality", "auto"), "auto") if provider != "openrouter" else "auto"
     qualities = ["low", "medium", "high"] if quality == "auto" else [quality]
     if provider == "openrouter":
         sizes = ["auto"]
     else:
-        sizes = [OPENAI.upstream_size(model, GPT, params["size"]) if "size" in params else "auto"]
+        sizes = [openai_fields(ImageRequest(model=model, prompt="x", params=params)).get("size", "auto")]
     if row.size_rule == "formula":
         sizes = FREE_SIZES if sizes == ["auto"] else sizes
         return [formula_tokens(row, row.formula[q], *map(int, s.split("x"))) for q in qualities for s in sizes]
@@ -125,7 +131,7 @@ def requests_for(provider, model):
         request = ImageRequest(model=model, prompt=PROMPT, n=n, params=params)
         if provider == "openai" and "size" in params:
             try:  # sizes the model refuses never reach the upstream: nothing to price
-                OPENAI.upstream_size(model, family(model), params["size"])
+                OPENAI.prepare(request, streaming=False)
             except InvalidRequest:
                 continue
         yield request

@@ -75,8 +75,9 @@ def test_the_most_specific_row_wins_and_names_are_case_insensitive():
 def test_gpt_size_and_quality_words_match_what_the_openai_provider_sends():
     """quote() spells sizes and qualities as app/providers/openai.py does; a change there must show here."""
     row = BOOK.row("openai", "gpt-image-2")
-    assert dict(row.size_tiers) == openai_provider.FREE_SIZE_TIERS
-    assert row.auto_size == "2880x2880" and 2880 * 2880 == openai_provider.FREE_SIZE_MAX_PIXELS
+    assert dict(row.size_tiers) == openai_provider.TIER_SIZES
+    width, height = openai_provider.GPT_IMAGE_2.sizes.free.max_area
+    assert row.auto_size == "2880x2880" and 2880 * 2880 == width * height
     assert GPT_QUALITIES == {k: v for k, v in openai_provider.GPT_QUALITY.items() if k != "auto"}
 
 
