@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from app.auth import KeyChecker
     from app.config import Settings
     from app.downloads import Downloader
+    from app.image_store import ImageStore
     from app.resilience import ChannelHealth, RetryPolicy
     from app.routing import Router
+    from app.webhooks import Webhooks
 
 
 @dataclass
@@ -31,19 +33,22 @@ class Gateway:
     started: int
     retry_policy: "RetryPolicy"
     health: "ChannelHealth"
+    images: "ImageStore | None" = None  # where pictures delivered as links live (GATEWAY_IMAGE_STORE)
+    webhooks: "Webhooks | None" = None  # signed deliveries to Webhook-URL receivers (GATEWAY_WEBHOOK_SECRET)
 
 
 def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, errors, idempotency, request_log
+    from app import api, errors, idempotency, image_store, request_log
     from app.auth import KeyChecker
     from app.config import Settings
     from app.downloads import Downloader, DownloadPolicy
     from app.core import context
     from app.resilience import ChannelHealth, RetryPolicy
     from app.routing import Router
+    from app.webhooks import Webhooks
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
     app = Flask(__name__)
@@ -60,6 +65,8 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         retry_policy=RetryPolicy(max_attempts=settings.max_attempts, backoff=settings.retry_backoff,
                                  max_wait=settings.retry_max_wait, retry_read_timeouts=settings.retry_read_timeouts),
         health=ChannelHealth(failures_to_cool=settings.cooldown_failures, cooldown=settings.cooldown_seconds),
+        images=image_store.from_settings(settings),
+        webhooks=Webhooks(settings),
     )
     if settings.trusted_proxies:
         # only then are X-Forwarded-For/-Proto believed, and only for that many hops; -Host and -Prefix
@@ -73,4 +80,6 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     idempotency.init_app(app)
     errors.init_app(app)
     api.init_app(app)
+    # deliveries left pending by a restart resume once this worker serves its first request
+    app.before_request(app.extensions["gateway"].webhooks.ensure_running)
     return app

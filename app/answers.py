@@ -102,7 +102,13 @@ def _message_fields(image: GeneratedImage, want_content: bool, want_tool: bool, 
 
 def _image_part(image: GeneratedImage) -> dict:
     # one Raw value shared by `content` and `images`: the data URL is never built as a string
-    return {"type": "image_url", "image_url": {"url": Raw("data:", image.mime, ";base64,", image.b64)}}
+    url = image.url or Raw("data:", image.mime, ";base64,", image.b64)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def picture(image: GeneratedImage, inline_key: str) -> dict:
+    """The picture's field: its link when it was stored (DESIGN §8), else its base64 under `inline_key`."""
+    return {"url": image.url} if image.url else {inline_key: Raw(image.b64)}
 
 
 def _listed_image(image: GeneratedImage, index: int) -> dict:
@@ -111,7 +117,7 @@ def _listed_image(image: GeneratedImage, index: int) -> dict:
 
 
 def _tool_call(image: GeneratedImage, tool_params: dict, result: ImageResult) -> dict:
-    details = {"status": "completed", "result": Raw(image.b64), **tool_details(image, tool_params, result)}
+    details = {"status": "completed", **picture(image, "result"), **tool_details(image, tool_params, result)}
     return {"id": new_id("ig_"), "type": "image_generation", "image_generation": details}
 
 
@@ -137,7 +143,7 @@ def images_response(result: ImageResult, requested: dict, options: AnswerOptions
     """OpenAI's ImagesResponse: `data[].b64_json`, the picture's format/size, usage in Images terms."""
     answer: dict = {"created": int(time.time()), "data": []}
     for image in result.images:
-        item = {"b64_json": Raw(image.b64)}
+        item = picture(image, "b64_json")
         if image.revised_prompt:
             item["revised_prompt"] = image.revised_prompt
         answer["data"].append(item)

@@ -26,6 +26,7 @@ class ChatAsk:
     want_tool: bool
     stream: bool = False
     include_usage: bool = False
+    image_response_format: str = "b64_json"  # or "url" (DESIGN §8)
 
 
 def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
@@ -72,7 +73,8 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
     )
     return ChatAsk(request=request, want_content=want_content, want_tool=want_tool,
                    stream=bool(data.get("stream")),
-                   include_usage=bool((data.get("stream_options") or {}).get("include_usage")))
+                   include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
+                   image_response_format=data.get("image_response_format") or "b64_json")
 
 
 def _image_tool(tools: list[dict]) -> tuple[int | None, dict]:

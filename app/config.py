@@ -1,7 +1,10 @@
 """Settings: named defaults, read once from the environment (or a dict in tests), here only."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -38,6 +41,32 @@ DEFAULT_MAX_MESSAGES = 256
 DEFAULT_MAX_INPUT_IMAGES = 16
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PROMPT_CHARS = 32000
+# delivery (issue 12): image store, signed links, webhooks
+DEFAULT_DATA_DIR = "./var"
+DEFAULT_IMAGE_URL_TTL = 3600.0
+MAX_IMAGE_URL_TTL = 7 * 24 * 3600.0   # S3 presigned URLs (SigV4) live at most 7 days
+DEFAULT_IMAGE_SWEEP_SECONDS = 600.0
+MIN_URL_SIGNING_KEY_CHARS = 32
+MIN_WEBHOOK_SECRET_BYTES = 24         # the Standard Webhooks recommendation (24 to 64 bytes)
+WEBHOOK_SECRET_PREFIX = "whsec_"
+NO_IMAGE_STORE = ("none", "off")
+
+@dataclass(frozen=True)
+class ImageStoreLocation:
+    """Where pictures delivered as URLs are kept: a directory, an S3 bucket and prefix, or nowhere."""
+
+    kind: str              # "file", "s3" or "none"
+    path: str = ""         # file: an absolute directory
+    bucket: str = ""       # s3
+    prefix: str = ""       # s3: key prefix without leading or trailing slashes
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"file://{self.path}"
+        if self.kind == "s3":
+            return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return "none"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -82,6 +111,16 @@ class Settings:
     log_level: str = "INFO"
     # answer styles (i11)
     answer_style: str = DEFAULT_ANSWER_STYLE
+    # delivery (issue 12): image store, signed links, webhooks
+    data_dir: str = DEFAULT_DATA_DIR
+    image_store: ImageStoreLocation = ImageStoreLocation("none")
+    s3_endpoint_url: str | None = None
+    image_url_ttl: float = DEFAULT_IMAGE_URL_TTL
+    url_signing_key: str | None = None
+    public_url: str | None = None
+    accel_redirect_prefix: str | None = None
+    image_sweep_interval: float = DEFAULT_IMAGE_SWEEP_SECONDS
+    webhook_secret: bytes | None = None
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -94,6 +133,7 @@ class Settings:
         """
         mapping = os.environ if environ is None else environ
         env = _Env(mapping)
+        data_dir = os.path.abspath(env.text("GATEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
         timeout = env.number("GATEWAY_UPSTREAM_TIMEOUT", DEFAULT_UPSTREAM_TIMEOUT, minimum=1)
         providers = {name: _provider(name, cls.env_prefix, cls.default_base_url, env, timeout)
                      for name, cls in PROVIDERS.items()}
@@ -139,6 +179,17 @@ class Settings:
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
             log_level=(env.text("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             answer_style=env.choice("GATEWAY_ANSWER_STYLE", ANSWER_STYLES, DEFAULT_ANSWER_STYLE),
+            # delivery (issue 12)
+            data_dir=data_dir,
+            image_store=_image_store(env.text("GATEWAY_IMAGE_STORE"), data_dir),
+            s3_endpoint_url=_http_url(env.text("GATEWAY_S3_ENDPOINT_URL"), "GATEWAY_S3_ENDPOINT_URL"),
+            image_url_ttl=_at_most(env.number("GATEWAY_IMAGE_URL_TTL", DEFAULT_IMAGE_URL_TTL, minimum=1),
+                                   MAX_IMAGE_URL_TTL, "GATEWAY_IMAGE_URL_TTL"),
+            url_signing_key=_signing_key(env.text("GATEWAY_URL_SIGNING_KEY")),
+            public_url=_http_url(env.text("GATEWAY_PUBLIC_URL"), "GATEWAY_PUBLIC_URL"),
+            accel_redirect_prefix=_accel_prefix(env.text("GATEWAY_ACCEL_REDIRECT_PREFIX")),
+            image_sweep_interval=env.number("GATEWAY_IMAGE_SWEEP_SECONDS", DEFAULT_IMAGE_SWEEP_SECONDS, minimum=1),
+            webhook_secret=_webhook_secret(env.text("GATEWAY_WEBHOOK_SECRET")),
         )
 
 
@@ -162,6 +213,81 @@ def _routing(path: str, environ: Mapping[str, object]) -> routing_config.Routing
     if not path:
         return routing_config.RoutingConfig()
     return routing_config.load(path, environ, providers=tuple(PROVIDERS))
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _image_store(raw: str, data_dir: str) -> ImageStoreLocation:
+    """GATEWAY_IMAGE_STORE: file:///dir (default $GATEWAY_DATA_DIR/images), s3://bucket/prefix, or none."""
+    name = "GATEWAY_IMAGE_STORE"
+    if not raw:
+        return ImageStoreLocation("file", path=os.path.join(data_dir, "images"))
+    if raw.lower() in NO_IMAGE_STORE:
+        return ImageStoreLocation("none")
+    if raw.startswith("file:"):
+        rest = raw[len("file:"):]
+        if rest.startswith("//"):  # file:///abs or file://localhost/abs
+            host, slash, path = rest[2:].partition("/")
+            if host not in ("", "localhost") or not slash:
+                raise ConfigError(f"{name} must be file:///absolute/dir, got {raw!r}")
+            rest = "/" + path
+        if not rest.strip("/"):
+            raise ConfigError(f"{name} names no directory: {raw!r}")
+        return ImageStoreLocation("file", path=os.path.abspath(rest))
+    if raw.startswith("s3://"):
+        bucket, _, prefix = raw[len("s3://"):].partition("/")
+        if not _BUCKET.match(bucket):
+            raise ConfigError(f"{name} must be s3://bucket/prefix with a valid bucket name, got {raw!r}")
+        return ImageStoreLocation("s3", bucket=bucket, prefix=prefix.strip("/"))
+    raise ConfigError(f"{name} must be file:///dir, s3://bucket/prefix or none, got {raw!r}")
+
+
+def _http_url(raw: str, name: str) -> str | None:
+    """A base URL (scheme and host, maybe a path), without a trailing slash."""
+    if not raw:
+        return None
+    if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", raw):
+        raise ConfigError(f"{name} must be an http(s) URL without query or fragment, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _at_most(value: float, maximum: float, name: str) -> float:
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:g}, got {value:g}")
+    return value
+
+
+def _signing_key(raw: str) -> str | None:
+    if raw and len(raw) < MIN_URL_SIGNING_KEY_CHARS:
+        raise ConfigError(f"GATEWAY_URL_SIGNING_KEY must be at least {MIN_URL_SIGNING_KEY_CHARS} characters "
+                          "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return raw or None
+
+
+def _accel_prefix(raw: str) -> str | None:
+    """The internal nginx location pictures are handed to, e.g. /_gateway_images/."""
+    if not raw:
+        return None
+    if not re.match(r"^/[A-Za-z0-9._~/-]*$", raw):
+        raise ConfigError(f"GATEWAY_ACCEL_REDIRECT_PREFIX must be a path starting with /, got {raw!r}")
+    return raw.rstrip("/") + "/"
+
+
+def _webhook_secret(raw: str) -> bytes | None:
+    """GATEWAY_WEBHOOK_SECRET in the Standard Webhooks form: whsec_ + base64 (the prefix may be left out)."""
+    if not raw:
+        return None
+    text = raw.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        secret = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        secret = b""
+    if len(secret) < MIN_WEBHOOK_SECRET_BYTES:
+        raise ConfigError(f"GATEWAY_WEBHOOK_SECRET must be whsec_ followed by the base64 of at least "
+                          f"{MIN_WEBHOOK_SECRET_BYTES} random bytes (e.g. python3 -c 'import base64, secrets; "
+                          "print(\"whsec_\" + base64.b64encode(secrets.token_bytes(32)).decode())')")
+    return secret
 
 
 class _Env:

@@ -83,16 +83,45 @@ def _adapter(allow_private: bool) -> HTTPAdapter:
     return GuardedAdapter()
 
 
+def guarded_session(allow_private: bool) -> requests.Session:
+    """A requests session whose connections refuse peers that are not allowed addresses."""
+    session = requests.Session()
+    session.trust_env = False  # a proxy would hide the real peer from the address check
+    adapter = _adapter(allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def check_url(url: str, allow_private: bool, *, what: str = "image", schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """The URL's host, or DownloadRefused: another scheme, credentials, a host with a non-public address."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in schemes:
+        allowed = " and ".join(schemes)
+        raise DownloadRefused(f"Only {allowed} {what} URLs can be used, not {parts.scheme or 'none'!r}", host)
+    if not host:
+        raise DownloadRefused(f"The {what} URL has no host", host)
+    if parts.username is not None or parts.password is not None:
+        raise DownloadRefused(f"{what.capitalize()} URLs with credentials are refused ({host})", host)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise DownloadRefused(f"Cannot resolve {what} host {host}", host) from None
+    for info in infos:
+        if not address_allowed(info[4][0], allow_private):
+            raise DownloadRefused(
+                f"{host} resolves to a private or reserved address (set GATEWAY_ALLOW_PRIVATE_URLS to allow)", host)
+    return host
+
+
 class Downloader:
     """Fetches images under a policy; one per app, safe to share between threads."""
 
     def __init__(self, policy: DownloadPolicy):
         self.policy = policy
-        self._session = requests.Session()
-        self._session.trust_env = False  # a proxy would hide the real peer from the address check
-        adapter = _adapter(policy.allow_private)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = guarded_session(policy.allow_private)
 
     def fetch(self, url: str) -> tuple[bytes, str]:
         """Download an image; returns its bytes and sniffed MIME type, or raises DownloadRefused."""
@@ -128,24 +157,7 @@ class Downloader:
 
     def check_url(self, url: str) -> str:
         """Refuse URLs we never fetch: other schemes, credentials, hosts with non-public addresses."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme not in ("http", "https"):
-            raise DownloadRefused(f"Only http and https image URLs can be fetched, not {parts.scheme or 'none'!r}", host)
-        if not host:
-            raise DownloadRefused("The image URL has no host", host)
-        if parts.username is not None or parts.password is not None:
-            raise DownloadRefused(f"Image URLs with credentials are refused ({host})", host)
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError, ValueError):
-            raise DownloadRefused(f"Cannot resolve image host {host}", host) from None
-        for info in infos:
-            if not address_allowed(info[4][0], self.policy.allow_private):
-                raise DownloadRefused(
-                    f"{host} resolves to a private or reserved address (set GATEWAY_ALLOW_PRIVATE_URLS to allow)", host)
-        return host
+        return check_url(url, self.policy.allow_private, what="image")
 
     def _read_image(self, response: requests.Response, host: str, deadline: float) -> tuple[bytes, str]:
         limit = self.policy.max_bytes

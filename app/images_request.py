@@ -16,8 +16,6 @@ IMAGE_PARAMS = ("background", "input_fidelity", "moderation", "output_compressio
                 "partial_images", "quality", "size", "style", "watermark")
 INT_FIELDS = ("n", "output_compression", "partial_images")
 BOOL_FIELDS = ("stream", "watermark")
-URL_FORMAT_UNSUPPORTED = ("response_format 'url' is not supported: the gateway stores no images, it answers with "
-                          "base64 in data[].b64_json. Omit response_format or send 'b64_json'.")
 MAX_UPLOADS = 16
 
 
@@ -26,14 +24,13 @@ class ImagesAsk:
     request: ImageRequest
     stream: bool
     requested: dict
+    response_format: str = "b64_json"  # or "url" (DESIGN §8)
 
 
 def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = (),
                         mask: ImageRef | None = None) -> ImagesAsk:
     """An ImageRequest from a validated Images API body plus the input images already read."""
     check_prompt(data["prompt"], settings, "prompt")
-    if data.get("response_format") == "url":
-        raise InvalidRequest(URL_FORMAT_UNSUPPORTED, param="response_format", code="unsupported_value")
     stream = bool(data.get("stream"))
     params = {k: data[k] for k in IMAGE_PARAMS if k in data and data[k] is not None}
     if not stream:
@@ -52,7 +49,8 @@ def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = 
         param_prefix="",
         prompt_param="prompt",
     )
-    return ImagesAsk(request=request, stream=stream, requested=params)
+    return ImagesAsk(request=request, stream=stream, requested=params,
+                     response_format=data.get("response_format") or "b64_json")
 
 
 def json_references(data: dict, settings) -> tuple[tuple[ImageRef, ...], ImageRef | None]:

@@ -280,6 +280,7 @@ class ChatRequestSchema(Schema):
     user = fields.String(allow_none=True)
     tools = ToolsField(allow_none=True)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
+    image_response_format = fields.String(validate=validate.OneOf(("b64_json", "url")), allow_none=True)
 
 
 def load(schema: Schema, payload: Any) -> dict:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from app import observability
 from app.answer_options import AnswerOptions
-from app.answers import chat_usage, image_delta, images_details, images_usage, new_id
+from app.answers import chat_usage, image_delta, images_details, images_usage, new_id, picture
 from app.core.context import in_request_context
 from app.core.errors import GatewayError
 from app.core.result import GeneratedImage, ImageEvents, ImageResult, Usage
@@ -211,7 +211,7 @@ class ImagesStream:
 
     def _fields(self, image: GeneratedImage, result: ImageResult | None) -> dict:
         details = images_details(image, self.requested, result or ImageResult())
-        return {"b64_json": Raw(image.b64), "created_at": int(time.time()), "background": "auto", "quality": "auto",
+        return {**picture(image, "b64_json"), "created_at": int(time.time()), "background": "auto", "quality": "auto",
                 **details}
 
 

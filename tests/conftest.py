@@ -29,8 +29,9 @@ def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str =
 
 
 @pytest.fixture
-def settings_env() -> dict:
-    return {"GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE,
+def settings_env(tmp_path) -> dict:
+    return {"GATEWAY_DATA_DIR": str(tmp_path / "data"),  # the app's files (pictures...) never land in the repo
+            "GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE,
             "ARK_API_KEY": ARK_KEY, "ARK_BASE_URL": ARK_BASE, "OPENROUTER_API_KEY": OPENROUTER_KEY,
             "OPENROUTER_BASE_URL": OPENROUTER_BASE, "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": GEMINI_BASE,
             # one attempt per call unless a test is about retries: every other test counts exact calls

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from app.api import chat, health, images, metrics, models, playground
+from app.api import chat, health, image_links, images, metrics, models, playground
 
 
 def require_client_key() -> None:
@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(playground.bp)
+    app.register_blueprint(image_links.bp)
     for prefix in ("/v1", "/api/v1"):
         for module in (chat, images, models):
             bp = module.blueprint(prefix)

@@ -1,7 +1,7 @@
 """POST /v1/chat/completions (and /api/v1/...): image generation through chat completions."""
 from flask import Blueprint, Response, current_app, g, request
 
-from app import answers, dispatch, keepalive, schemas, streaming
+from app import answers, delivery, dispatch, keepalive, schemas, streaming
 from app.answer_options import STYLE_HEADER, AnswerOptions, choose_style
 from app.chat_request import read_chat_request
 from app.core.errors import InvalidRequest
@@ -32,11 +32,17 @@ def answer_options(gateway) -> AnswerOptions:
                                             gateway.settings.answer_style))
 
 
-def stream_response(gateway, planned: dispatch.Plan, writer) -> Response:
-    """Start a streamed generation and answer `text/event-stream` (a fast failure keeps its status)."""
+def stream_response(gateway, planned: dispatch.Plan, writer, links: delivery.LinkDelivery | None = None) -> Response:
+    """Start a streamed generation and answer `text/event-stream` (a fast failure keeps its status).
+
+    With `links`, each finished picture is stored before its frame is written, and the frame carries its URL.
+    """
     settings = gateway.settings
-    job, first = streaming.start(lambda events: dispatch.run_streaming(gateway, planned, events),
-                                 first_wait=settings.stream_keepalive)
+
+    def work(events):
+        return dispatch.run_streaming(gateway, planned, links.storing(events) if links else events)
+
+    job, first = streaming.start(work, first_wait=settings.stream_keepalive)
     headers = {"x-gateway-provider": planned.routes[0].client.name}
     if first is not None and first[0] == "done":
         headers = dispatch.answer_headers(planned.routes[0], first[1])
@@ -59,19 +65,24 @@ def blueprint(prefix: str) -> Blueprint:
         gateway = current_app.extensions["gateway"]
         options = answer_options(gateway)
         ask = read_chat_request(schemas.load(_SCHEMA, read_json_body()), gateway.settings)
+        gateway.webhooks.requested_target(request.headers)  # checked now; jobs will call it when they end
+        links = delivery.for_request(ask.image_response_format, "image_response_format")
         planned = dispatch.plan(gateway, ask.request)
         if ask.stream:
             writer = streaming.ChatStream(model=ask.request.model, n=ask.request.n, want_content=ask.want_content,
                                           want_tool=ask.want_tool, tool_params=planned.request.params,
                                           include_usage=ask.include_usage, options=options)
-            return stream_response(gateway, planned, writer)
+            return stream_response(gateway, planned, writer, links)
 
         def produce() -> Response:
             result, route = dispatch.run(gateway, planned)
+            if links:
+                links.deliver(result)
             body = answers.chat_completion(result, model=ask.request.model, want_content=ask.want_content,
                                            want_tool=ask.want_tool, tool_params=planned.request.params,
                                            options=options)
-            return json_response(body, headers=dispatch.answer_headers(route, result))
+            headers = {**dispatch.answer_headers(route, result), **delivery.inline_fallback_headers(links, result)}
+            return json_response(body, headers=headers)
 
         return json_answer(gateway, produce)
 

@@ -1,7 +1,7 @@
 """POST /v1/images/generations and /v1/images/edits: OpenAI's Images API over the same providers."""
 from flask import Blueprint, Response, current_app, request
 
-from app import answers, dispatch, schemas, streaming
+from app import answers, delivery, dispatch, schemas, streaming
 from app.api.chat import answer_options, json_answer, read_json_body, stream_response
 from app.core.errors import InvalidRequest, ProviderRejected
 from app.images_request import form_fields, json_references, read_images_request, uploaded_images
@@ -42,16 +42,21 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     gateway = current_app.extensions["gateway"]
     options = answer_options(gateway)
     ask = read_images_request(data, gateway.settings, images=images, mask=mask)
+    gateway.webhooks.requested_target(request.headers)  # checked now; jobs will call it when they end
+    links = delivery.for_request(ask.response_format, "response_format")
     planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
-        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options))
+        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options),
+                               links)
 
     def produce() -> Response:
         result, route = dispatch.run(gateway, planned)
         if not result.images:
             raise ProviderRejected(result.text or f"{route.client.name} blocked this image", code="content_filter",
                                    provider=route.client.name)
-        headers = dispatch.answer_headers(route, result)
+        if links:
+            links.deliver(result)
+        headers = {**dispatch.answer_headers(route, result), **delivery.inline_fallback_headers(links, result)}
         if result.finish_reason != "stop":
             headers["x-gateway-finish-reason"] = result.finish_reason
         return json_response(answers.images_response(result, planned.request.params, options), headers=headers)

@@ -54,6 +54,7 @@ class GeneratedImage:
     mime: str
     text: str | None = None
     revised_prompt: str | None = None
+    url: str | None = None  # set once the picture is stored (app/delivery.py): answers link it instead
 
 
 @dataclass

@@ -141,6 +141,7 @@ def fuzz_client(tmp_path_factory):
            "GEMINI_BASE_URL": "https://gemini.test", "GATEWAY_MAX_ATTEMPTS": "1",
            "GATEWAY_STREAM_KEEPALIVE_SECONDS": "5", "GATEWAY_DOWNLOAD_TIMEOUT": "1", "GATEWAY_CONNECT_TIMEOUT": "1",
            "GATEWAY_IDEMPOTENCY_DIR": str(tmp_path_factory.mktemp("idempotency")),
+           "GATEWAY_DATA_DIR": str(tmp_path_factory.mktemp("data")),
            "GATEWAY_MAX_BODY_BYTES": str(4 * 1024 * 1024)}
     return create_app(env).test_client()
 

@@ -1,0 +1,63 @@
+"""Webhooks signed as Standard Webhooks, persisted until delivered, retried with backoff for about an hour.
+
+`Webhooks.send(url, payload)` is what a finished job calls; `requested_target` reads and checks a
+request's `Webhook-URL` header (a 400 naming the header when the URL is refused).
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Mapping
+
+from app.core.errors import InvalidRequest
+from app.jsonio import dumps
+from app.webhooks.outbox import Delivery, DirectoryOutbox
+from app.webhooks.sender import Dispatcher, WebhookSender
+from app.webhooks.targets import TargetRefused, check_target
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+HEADER = "Webhook-URL"
+NO_SECRET = ("Webhook-URL needs webhooks to be signed, and this gateway has no signing secret: "
+             "set GATEWAY_WEBHOOK_SECRET (whsec_ + base64)")
+
+
+class Webhooks:
+    """The app's webhook sender: built from the settings without I/O; its thread starts at the first use."""
+
+    def __init__(self, settings: "Settings", outbox_dir: str | None = None):
+        self.allow_private = settings.allow_private_urls
+        self.dispatcher: Dispatcher | None = None
+        if settings.webhook_secret:
+            outbox = DirectoryOutbox(outbox_dir or os.path.join(settings.data_dir, "webhooks"))
+            sender = WebhookSender(settings.webhook_secret, settings.allow_private_urls, settings.connect_timeout)
+            self.dispatcher = Dispatcher(outbox, sender)
+
+    @property
+    def enabled(self) -> bool:
+        return self.dispatcher is not None
+
+    def requested_target(self, headers: Mapping[str, str]) -> str | None:
+        """The request's Webhook-URL when it may be called; None without one; 400 naming the header."""
+        url = headers.get(HEADER)
+        if url is None:
+            return None
+        if not self.enabled:
+            raise InvalidRequest(NO_SECRET, param=HEADER, code="webhooks_not_configured")
+        try:
+            return check_target(url.strip(), self.allow_private)
+        except TargetRefused as exc:
+            raise InvalidRequest(f"{HEADER}: {exc}", param=HEADER, code="invalid_webhook_url") from None
+
+    def send(self, url: str, payload: dict) -> Delivery:
+        """Persist a signed POST of `payload` (JSON) to `url`; it is sent at once and retried until delivered."""
+        if self.dispatcher is None:
+            raise RuntimeError("webhooks are not configured (GATEWAY_WEBHOOK_SECRET)")
+        delivery = Delivery.new(url, dumps(payload), self.dispatcher.sender.clock())
+        self.dispatcher.add(delivery)
+        return delivery
+
+    def ensure_running(self) -> None:
+        """Resume deliveries left pending (by this process before a restart, or by others)."""
+        if self.dispatcher is not None:
+            self.dispatcher.ensure_running()
