@@ -22,7 +22,7 @@ from typing import Callable
 
 log = logging.getLogger("gateway")
 
-BUCKET_SECONDS = 600
+BUCKET_SECONDS = 300
 LOCK_FILE = ".sweep.lock"
 STAMP_FILE = ".last-sweep"
 FIRST_SWEEP_WITHIN = 30.0  # seconds after a process first uses the store: clears what expired while it was down
@@ -57,6 +57,7 @@ class Sweeper:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def ensure_running(self) -> None:
         """Start this process's sweeper thread unless it runs (a forked child starts its own)."""
@@ -66,8 +67,16 @@ class Sweeper:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="image-sweeper")
+            self._stopped = threading.Event()
+            self._thread = threading.Thread(target=self._loop, args=(self._stopped,), daemon=True,
+                                            name="image-sweeper")
             self._thread.start()
+
+    def stop(self) -> None:
+        """End this process's sweeper thread (tests; the process ending ends it too)."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def run_if_due(self) -> int | None:
         """Sweep when no process has in the last interval; pictures removed, or None when not due."""
@@ -95,16 +104,16 @@ class Sweeper:
         finally:
             os.close(fd)  # releases the lock
 
-    def _loop(self) -> None:
-        time.sleep(random.uniform(1.0, min(FIRST_SWEEP_WITHIN, self.interval)))
-        while True:
+    def _loop(self, stopped: threading.Event) -> None:
+        wait = random.uniform(1.0, min(FIRST_SWEEP_WITHIN, self.interval))
+        while not stopped.wait(wait):
             try:
                 removed = self.run_if_due()
                 if removed:
                     log.info("removed %d expired pictures from the image store", removed)
             except Exception:  # the thread must outlive a bad sweep
                 log.exception("sweeping the image store failed")
-            time.sleep(self.interval * random.uniform(0.9, 1.1))
+            wait = self.interval * random.uniform(0.9, 1.1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,6 +105,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def add(self, delivery: Delivery) -> None:
         """Persist a delivery, then have this process's thread send it at once."""
@@ -129,9 +130,17 @@ class Dispatcher:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
             self._pid = os.getpid()
-            self._wake = threading.Event()
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="webhooks")
+            self._wake, self._stopped = threading.Event(), threading.Event()
+            self._thread = threading.Thread(target=self._loop, args=(self._wake, self._stopped), daemon=True,
+                                            name="webhooks")
             self._thread.start()
+
+    def stop(self) -> None:
+        """End this process's dispatcher thread after its current pass (tests; pending deliveries stay kept)."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def _deliver(self, delivery: Delivery) -> None:
         outcome = self.sender.attempt(delivery)
@@ -148,8 +157,8 @@ class Dispatcher:
         self.outbox.reschedule(delivery, self.sender.clock() + delay, outcome.error or "failed")
         log.info("webhook %s attempt %d failed (%s); next in %.0f s", delivery.id, attempts, outcome.error, delay)
 
-    def _loop(self) -> None:
-        while True:
+    def _loop(self, wake: threading.Event, stopped: threading.Event) -> None:
+        while not stopped.is_set():
             try:
                 while self.run_due():
                     pass
@@ -160,5 +169,5 @@ class Dispatcher:
             wait = self.poll_interval
             if upcoming is not None:
                 wait = min(wait, max(0.05, upcoming - self.sender.clock()))
-            self._wake.wait(wait)
-            self._wake.clear()
+            wake.wait(wait)
+            wake.clear()

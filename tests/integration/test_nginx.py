@@ -39,6 +39,7 @@ CLIENT_ADDRESS = "127.0.0.5"  # not 127.0.0.1, the address gunicorn sees nginx c
 KEEPALIVE = 0.3               # GATEWAY_STREAM_KEEPALIVE_SECONDS
 SLOW_UPSTREAM = 2.0           # seconds the fake provider takes in the streaming test
 MIB = 1024 * 1024
+ACCEL_PREFIX = "/_gateway_images/"
 
 MAIN_CONF = """\
 daemon off;
@@ -62,8 +63,8 @@ http {{
 """
 
 
-def site_conf(upstream_port: int, http_port: int, https_port: int, cert: Path, key: Path) -> str:
-    """gateway.conf with only its ports and certificate paths replaced."""
+def site_conf(upstream_port: int, http_port: int, https_port: int, cert: Path, key: Path, pictures: Path) -> str:
+    """gateway.conf with only its ports, certificate paths and picture directory replaced."""
     text = SITE_CONF.read_text()
     for old, new in {
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
@@ -71,6 +72,7 @@ def site_conf(upstream_port: int, http_port: int, https_port: int, cert: Path, k
         "listen 443 ssl;": f"listen {https_port} ssl;",
         "/etc/letsencrypt/live/gateway.example.com/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/gateway.example.com/privkey.pem": str(key),
+        "alias /var/lib/image-gateway/images/;": f"alias {pictures}/;",
     }.items():
         assert text.count(old) == 1, f"gateway.conf should contain {old!r} exactly once"
         text = text.replace(old, new)
@@ -83,7 +85,9 @@ class Nginx:
     def __init__(self, program: str, directory: Path, upstream_port: int, cert: Path, key: Path):
         self.program, self.dir = program, directory
         self.http_port, self.https_port = free_port(), free_port()
-        (directory / "gateway.conf").write_text(site_conf(upstream_port, self.http_port, self.https_port, cert, key))
+        self.pictures = directory / "pictures"  # the gateway's GATEWAY_IMAGE_STORE
+        (directory / "gateway.conf").write_text(site_conf(upstream_port, self.http_port, self.https_port, cert, key,
+                                                          self.pictures))
         # as root, workers would run as "nobody" and could not enter the test's private directories
         user = "user root;" if os.geteuid() == 0 else ""
         (directory / "nginx.conf").write_text(MAIN_CONF.format(dir=directory, user=user))
@@ -156,11 +160,18 @@ def client_address():
 
 
 def _edge(request, tmp_path_factory, nginx_program, certificate, name, **overrides):
-    """The service under gunicorn (Procfile) with nginx in front; both stopped at module end."""
+    """The service under gunicorn (Procfile) with nginx in front; both stopped at module end.
+
+    Pictures delivered as links are kept in nginx's picture directory and handed to nginx with
+    X-Accel-Redirect, under nginx's public address, as the README sets it up.
+    """
     servers = [request.getfixturevalue(f) for f in ("openai_server", "ark_server", "openrouter_server", "gemini_server")]
     env = gateway_env(*servers, GATEWAY_STREAM_KEEPALIVE_SECONDS=str(KEEPALIVE), **overrides)
-    gateway = GatewayProcess(env, tmp_path_factory.mktemp(f"gunicorn-{name}") / "gunicorn.log").start()
+    gateway = GatewayProcess(env, tmp_path_factory.mktemp(f"gunicorn-{name}") / "gunicorn.log")
     nginx = Nginx(nginx_program, tmp_path_factory.mktemp(f"nginx-{name}"), gateway.port, *certificate)
+    gateway.env.update(GATEWAY_IMAGE_STORE=f"file://{nginx.pictures}", GATEWAY_ACCEL_REDIRECT_PREFIX=ACCEL_PREFIX,
+                       GATEWAY_PUBLIC_URL=nginx.url)
+    gateway.start()
     try:
         nginx.start()
     except Exception:
@@ -341,3 +352,36 @@ def test_gateway_errors_pass_through_and_nginx_errors_are_json(edge, client, ups
     assert response.status_code == 502
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "gateway_unavailable"
+
+
+def test_a_picture_link_is_sent_by_nginx_through_x_accel_redirect(edge, client, certificate):
+    nginx, gateway = edge
+    answer = client.post(nginx.url + "/v1/images/generations", timeout=30, json={
+        "model": "local-image", "prompt": "a lighthouse", "size": "64x64", "response_format": "url"})
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["data"][0]["url"]
+    assert url.startswith(nginx.url + "/images/")  # GATEWAY_PUBLIC_URL
+
+    request_id = f"picture-{uuid.uuid4().hex[:8]}"
+    with requests.Session() as browser:  # no Authorization: the signed link is the permission
+        browser.trust_env = False
+        browser.verify = str(certificate[0])
+        picture = browser.get(url, headers={"X-Request-ID": request_id}, timeout=10)
+        assert picture.status_code == 200, picture.text[:300]
+        assert picture.content.startswith(b"\x89PNG")
+        assert picture.headers["Content-Type"] == "image/png"  # the gateway's, not nginx's default type
+        assert int(picture.headers["Content-Length"]) == len(picture.content)
+        assert picture.headers["Cache-Control"].startswith("private, max-age=")
+        assert picture.headers["X-Content-Type-Options"] == "nosniff"
+        etag = picture.headers["ETag"]
+        assert browser.get(url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
+
+        # the gateway only checked the link: the picture's bytes never went through Python
+        assert log_line(gateway, request_id)["bytes"] == 0
+
+        tampered = browser.get(url.replace("signature=", "signature=x"), timeout=10)
+        assert tampered.status_code == 403 and tampered.json()["error"]["code"] == "invalid_signature"
+        # the internal location cannot be asked for directly
+        stored = next(path for path in nginx.pictures.rglob("*.png"))
+        direct = browser.get(nginx.url + ACCEL_PREFIX + str(stored.relative_to(nginx.pictures)), timeout=10)
+        assert direct.status_code == 404 and direct.json()["error"]["code"] == "image_not_found"

@@ -1,0 +1,260 @@
+"""Webhooks: Standard Webhooks signatures checked by the reference verifier, the URL guard, the on-disk
+outbox, retries with backoff, and deliveries that survive a restart."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from app.config import ConfigError, Settings
+from app.webhooks import HEADER, Webhooks
+from app.webhooks.outbox import Delivery, DirectoryOutbox
+from app.webhooks.sender import RETRY_DELAYS, Dispatcher, WebhookSender, retry_delay
+from app.webhooks.signing import signed_headers
+from app.webhooks.targets import MAX_URL_LENGTH, TargetRefused, check_target
+from tests.conftest import chat_body
+from tests.support.fake_upstream import FakeUpstream, Recorded, Reply
+
+SECRET_BYTES = bytes(range(32))
+SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
+PUBLIC_URL = "https://93.184.215.14/hooks"  # a public address literal: checked without any lookup
+
+
+class Receiver:
+    """A webhook endpoint that checks every request with the standardwebhooks verifier."""
+
+    def __init__(self, secret: str = SECRET):
+        self.verifier = Webhook(secret)
+        self.verified: list[tuple[Recorded, dict]] = []
+        self.rejected: list[str] = []
+        self.fake = FakeUpstream(default=self._verify).start()
+
+    def _verify(self, request: Recorded) -> Reply:
+        try:
+            payload = self.verifier.verify(request.body, request.headers)
+        except WebhookVerificationError as exc:
+            self.rejected.append(str(exc))
+            return Reply(400, json={"error": str(exc)})
+        self.verified.append((request, payload))
+        return Reply(204, body=b"")
+
+    @property
+    def url(self) -> str:
+        return self.fake.url + "/hooks"
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.fake.stop()
+
+
+def sender(allow_private: bool = True, secret: bytes = SECRET_BYTES) -> WebhookSender:
+    return WebhookSender(secret, allow_private=allow_private, connect_timeout=2, read_timeout=5)
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_signatures_verify_with_the_standard_webhooks_verifier():
+    body = json.dumps({"id": "imgjob_1", "status": "succeeded"}).encode()
+    headers = signed_headers(SECRET_BYTES, "msg_1", body, int(time.time()))
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert headers["webhook-signature"].startswith("v1,")
+    assert Webhook(SECRET).verify(body, headers) == {"id": "imgjob_1", "status": "succeeded"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body.replace(b"succeeded", b"failed"), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(body, headers)
+
+
+def test_a_delivery_reaches_the_receiver_signed(receiver):
+    delivery = Delivery.new(receiver.url, json.dumps({"id": "imgjob_2", "object": "image.job"}).encode(), time.time())
+    outcome = sender().attempt(delivery)
+    assert outcome.delivered, outcome.error
+    request, payload = receiver.verified[0]
+    assert payload == {"id": "imgjob_2", "object": "image.job"}
+    assert request.headers["webhook-id"] == delivery.id and request.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("url, allow_private, reason", [
+    ("http://93.184.215.14/hooks", False, "https"),
+    ("https://127.0.0.1/hooks", False, "private"),
+    ("https://10.1.2.3/hooks", True, None),
+    ("http://127.0.0.1:9/hooks", True, None),
+    ("https://user:pw@93.184.215.14/hooks", False, "credentials"),
+    ("ftp://93.184.215.14/hooks", True, "https"),
+    ("https:///hooks", False, "no host"),
+    (PUBLIC_URL + "?" + "x" * MAX_URL_LENGTH, False, "longer"),
+    (PUBLIC_URL, False, None),
+])
+def test_webhook_urls_are_guarded_like_downloads(url, allow_private, reason):
+    if reason is None:
+        assert check_target(url, allow_private) == url
+        return
+    with pytest.raises(TargetRefused, match=reason):
+        check_target(url, allow_private)
+
+
+def test_a_private_receiver_is_refused_at_send_time_too(receiver):
+    url = receiver.url.replace("http://", "https://")  # accepted once, the setting turned off since
+    outcome = sender(allow_private=False).attempt(Delivery.new(url, b"{}", time.time()))
+    assert not outcome.delivered and outcome.permanent and "private" in outcome.error
+    assert not receiver.fake.received()
+
+
+def make_app_with_webhooks(make_app, **overrides):
+    return make_app(GATEWAY_WEBHOOK_SECRET=SECRET, **overrides)
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://93.184.215.14/hooks", "https"),
+    ("https://127.0.0.1/hooks", "private"),
+    ("https://93.184.215.14/" + "x" * MAX_URL_LENGTH, "longer"),
+    ("not a url", "https"),
+])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/images/generations"])
+def test_a_bad_webhook_url_header_is_a_400_naming_the_header(make_app, auth, url, message, path):
+    client = make_app_with_webhooks(make_app).test_client()
+    body = chat_body() if "chat" in path else {"model": "local-image", "prompt": "x"}
+    response = client.post(path, json=body, headers={**auth, HEADER: url})
+    assert response.status_code == 400, response.json
+    error = response.json["error"]
+    assert error["param"] == "Webhook-URL" and error["code"] == "invalid_webhook_url" and message in error["message"]
+
+
+def test_a_webhook_url_without_a_secret_is_a_400_naming_the_setting(client, auth):
+    response = client.post("/v1/images/generations", json={"model": "local-image", "prompt": "x"},
+                           headers={**auth, HEADER: PUBLIC_URL})
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "Webhook-URL"
+    assert "GATEWAY_WEBHOOK_SECRET" in response.json["error"]["message"]
+
+
+def test_a_good_webhook_url_is_accepted(make_app, auth):
+    client = make_app_with_webhooks(make_app).test_client()
+    response = client.post("/v1/images/generations", json={"model": "local-image", "prompt": "x", "size": "16x16"},
+                           headers={**auth, HEADER: PUBLIC_URL})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["whsec_" + base64.b64encode(b"k" * 32).decode(),
+                                   base64.b64encode(b"k" * 32).decode(),
+                                   "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=")])
+def test_the_secret_is_read_in_its_standard_form(value):
+    assert Settings.from_env({"GATEWAY_WEBHOOK_SECRET": value}).webhook_secret == b"k" * 32
+
+
+@pytest.mark.parametrize("value", ["whsec_short", "whsec_" + base64.b64encode(b"k" * 16).decode(), "whsec_!!!!"])
+def test_a_bad_secret_stops_the_service_naming_the_variable(value):
+    with pytest.raises(ConfigError, match="GATEWAY_WEBHOOK_SECRET"):
+        Settings.from_env({"GATEWAY_WEBHOOK_SECRET": value})
+
+
+def test_retries_back_off_for_about_an_hour():
+    assert len(RETRY_DELAYS) + 1 == 7
+    total = sum(RETRY_DELAYS)
+    assert 55 * 60 <= total <= 70 * 60
+    assert list(RETRY_DELAYS) == sorted(RETRY_DELAYS)
+    for attempts, delay in enumerate(RETRY_DELAYS, start=1):
+        assert 0.9 * delay <= retry_delay(attempts) <= 1.1 * delay
+    assert retry_delay(len(RETRY_DELAYS) + 1) is None
+
+
+def quick(attempts: int) -> float | None:
+    """A compressed schedule for tests: 3 attempts, 50 ms apart."""
+    return 0.05 if attempts < 3 else None
+
+
+def test_a_failing_receiver_is_retried_until_it_accepts(receiver, tmp_path):
+    receiver.fake.reply("/hooks", Reply(500), Reply(503))
+    dispatcher = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick, poll_interval=0.05)
+    delivery = Delivery.new(receiver.url, b'{"id": "imgjob_3"}', time.time())
+    dispatcher.add(delivery)
+    try:
+        wait_for(lambda: receiver.verified)
+    finally:
+        dispatcher.stop()
+    attempts = receiver.fake.received("/hooks")
+    assert len(attempts) == 3
+    assert {r.headers["webhook-id"] for r in attempts} == {delivery.id}  # receivers can drop duplicates
+    assert not os.listdir(tmp_path / "pending") and not os.listdir(tmp_path / "sending")
+
+
+def test_a_delivery_is_given_up_with_its_reason_after_the_last_retry(receiver, tmp_path):
+    receiver.fake.reply("/hooks", Reply(500), Reply(500), Reply(500))
+    outbox = DirectoryOutbox(str(tmp_path))
+    dispatcher = Dispatcher(outbox, sender(), delays=quick, poll_interval=0.05)
+    delivery = Delivery.new(receiver.url, b"{}", time.time())
+    dispatcher.add(delivery)
+    try:
+        wait_for(lambda: os.listdir(tmp_path / "failed"))
+    finally:
+        dispatcher.stop()
+    failed = Delivery.from_bytes((tmp_path / "failed" / f"{delivery.id}.json").read_bytes())
+    assert failed.attempts == 3 and failed.last_error == "the receiver answered HTTP 500"
+    assert len(receiver.fake.received("/hooks")) == 3
+
+
+def test_gone_means_stop_at_once(receiver, tmp_path):
+    receiver.fake.reply("/hooks", Reply(410))
+    dispatcher = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick)
+    dispatcher.outbox.add(Delivery.new(receiver.url, b"{}", time.time()))
+    assert dispatcher.run_due() == 1
+    assert len(os.listdir(tmp_path / "failed")) == 1 and len(receiver.fake.received()) == 1
+
+
+def test_a_pending_delivery_survives_a_restart(receiver, tmp_path):
+    # the first process keeps it but never sends it (it stops first, or its receiver was down)
+    first = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick)
+    first.outbox.add(Delivery.new(receiver.url, b'{"id": "imgjob_4"}', time.time() + 0.2))
+    assert first.run_due() == 0  # not due yet
+    # a new process over the same directory sends it when it is due
+    second = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick, poll_interval=0.05)
+    second.ensure_running()
+    try:
+        wait_for(lambda: receiver.verified)
+    finally:
+        second.stop()
+    assert receiver.verified[0][1] == {"id": "imgjob_4"}
+
+
+def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_the_lease(receiver, tmp_path):
+    dying = DirectoryOutbox(str(tmp_path), lease=0.2)
+    dying.add(Delivery.new(receiver.url, b'{"id": "imgjob_5"}', time.time()))
+    assert len(dying.claim_due(time.time(), 10)) == 1  # ... and the process is killed mid-send
+    survivor = Dispatcher(DirectoryOutbox(str(tmp_path), lease=0.2), sender(), delays=quick)
+    assert survivor.run_due() == 0  # still leased to the dead process
+    time.sleep(0.3)
+    assert survivor.run_due() == 1
+    assert receiver.verified[0][1] == {"id": "imgjob_5"}
+
+
+def test_two_dispatchers_never_claim_the_same_delivery(tmp_path):
+    outbox_a, outbox_b = DirectoryOutbox(str(tmp_path)), DirectoryOutbox(str(tmp_path))
+    for index in range(20):
+        outbox_a.add(Delivery.new(f"https://93.184.215.14/{index}", b"{}", time.time()))
+    claimed = outbox_a.claim_due(time.time(), 7) + outbox_b.claim_due(time.time(), 100)
+    assert len(claimed) == 20 and len({d.id for d in claimed}) == 20
+
+
+def test_the_app_sends_through_its_outbox(make_app, receiver, tmp_path):
+    app = make_app_with_webhooks(make_app, GATEWAY_ALLOW_PRIVATE_URLS="true")
+    webhooks: Webhooks = app.extensions["gateway"].webhooks
+    delivery = webhooks.send(receiver.url, {"id": "imgjob_6", "status": "succeeded"})
+    try:
+        wait_for(lambda: receiver.verified)
+    finally:
+        webhooks.dispatcher.stop()
+    request, payload = receiver.verified[0]
+    assert payload == {"id": "imgjob_6", "status": "succeeded"} and request.headers["webhook-id"] == delivery.id
+    assert webhooks.dispatcher.outbox.root == str(tmp_path / "data" / "webhooks")
