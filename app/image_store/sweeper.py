@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Callable
 
+from app.background import ProcessThread
+
 log = logging.getLogger("gateway")
 
 BUCKET_SECONDS = 300
@@ -54,29 +56,14 @@ class Sweeper:
         self.root = root
         self.interval = interval
         self.clock = clock
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self._thread = ProcessThread("image-sweeper", self._loop)
 
     def ensure_running(self) -> None:
-        """Start this process's sweeper thread unless it runs (a forked child starts its own)."""
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._stopped = threading.Event()
-            self._thread = threading.Thread(target=self._loop, args=(self._stopped,), daemon=True,
-                                            name="image-sweeper")
-            self._thread.start()
+        """Start this process's sweeper thread unless it runs."""
+        self._thread.ensure_running()
 
     def stop(self) -> None:
-        """End this process's sweeper thread (tests; the process ending ends it too)."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._thread.stop()
 
     def run_if_due(self) -> int | None:
         """Sweep when no process has in the last interval; pictures removed, or None when not due."""

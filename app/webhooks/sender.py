@@ -8,7 +8,6 @@ call `run_due` itself instead.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Callable
 
 import requests
 
+from app.background import ProcessThread
 from app.downloads import DownloadRefused, guarded_session
 from app.webhooks.outbox import Delivery, Outbox
 from app.webhooks.signing import signed_headers
@@ -102,10 +102,7 @@ class Dispatcher:
         self.delays = delays
         self.poll_interval = poll_interval
         self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self._thread = ProcessThread("webhooks", self._loop)
 
     def add(self, delivery: Delivery) -> None:
         """Persist a delivery, then have this process's thread send it at once."""
@@ -123,24 +120,13 @@ class Dispatcher:
         return len(due)
 
     def ensure_running(self) -> None:
-        """Start this process's dispatcher thread unless it runs (a forked child starts its own)."""
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._wake, self._stopped = threading.Event(), threading.Event()
-            self._thread = threading.Thread(target=self._loop, args=(self._wake, self._stopped), daemon=True,
-                                            name="webhooks")
-            self._thread.start()
+        """Start this process's dispatcher thread unless it runs."""
+        self._thread.ensure_running()
 
     def stop(self) -> None:
-        """End this process's dispatcher thread after its current pass (tests; pending deliveries stay kept)."""
-        self._stopped.set()
+        """End this process's dispatcher thread after its current pass (pending deliveries stay kept)."""
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._thread.stop()
 
     def _deliver(self, delivery: Delivery) -> None:
         outcome = self.sender.attempt(delivery)
@@ -157,7 +143,7 @@ class Dispatcher:
         self.outbox.reschedule(delivery, self.sender.clock() + delay, outcome.error or "failed")
         log.info("webhook %s attempt %d failed (%s); next in %.0f s", delivery.id, attempts, outcome.error, delay)
 
-    def _loop(self, wake: threading.Event, stopped: threading.Event) -> None:
+    def _loop(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
             try:
                 while self.run_due():
@@ -169,5 +155,5 @@ class Dispatcher:
             wait = self.poll_interval
             if upcoming is not None:
                 wait = min(wait, max(0.05, upcoming - self.sender.clock()))
-            wake.wait(wait)
-            wake.clear()
+            self._wake.wait(wait)
+            self._wake.clear()
