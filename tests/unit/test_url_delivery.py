@@ -267,3 +267,11 @@ def test_the_link_route_is_404_json_when_pictures_are_not_kept_in_a_directory(ma
 def test_a_client_key_never_appears_in_a_link(client, auth):
     url = generate(client, auth, response_format="url").json["data"][0]["url"]
     assert CLIENT_KEY not in url
+
+
+def test_the_openrouter_answer_style_carries_links_too(client, post_chat):
+    response = post_chat(chat_body(tool={"size": "16x16"}, image_response_format="url"),
+                         headers={"X-Gateway-Answer-Style": "openrouter"})
+    message = response.json["choices"][0]["message"]
+    assert isinstance(message["content"], str) and "tool_calls" not in message
+    assert picture_of(client, message["images"][0]["image_url"]["url"]).startswith(b"\x89PNG")
