@@ -185,13 +185,17 @@ class ImageToolCalls(fields.Field):
             if not isinstance(call, dict) or call.get("type") != IMAGE_TOOL:
                 continue
             details = call.get(IMAGE_TOOL)
-            result = details.get("result") if isinstance(details, dict) else None
-            if result is None:
+            details = details if isinstance(details, dict) else {}
+            # our answers carry the picture as base64 `result`, or as a link `url` (image_response_format)
+            field = "result" if details.get("result") is not None else "url"
+            value = details.get(field)
+            if value is None:
                 continue  # a call that made no picture (failed, or only described)
-            if not isinstance(result, str) or not result:
-                errors[index] = {IMAGE_TOOL: {"result": ["Must be the picture as base64 text."]}}
+            if not isinstance(value, str) or not value:
+                message = "Must be the picture as base64 text." if field == "result" else "Must be the picture's URL."
+                errors[index] = {IMAGE_TOOL: {field: [message]}}
                 continue
-            pictures.append({"index": index, "result": result})
+            pictures.append({"index": index, field: value})
         if errors:
             raise ValidationError(errors)
         return pictures

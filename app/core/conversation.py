@@ -24,9 +24,10 @@ def turn_parts(message: dict, index: int) -> Iterator[tuple[dict, str | None]]:
     (text parts: None).
 
     An assistant turn's pictures come from the first place that holds any: its content parts, its
-    `images` (OpenRouter's convention), or the results of its `image_generation` tool calls (turned
-    into data URL parts). Our own answers carry one picture in several of these places, so a client
-    that sends an answer back unchanged shows the model each picture once.
+    `images` (OpenRouter's convention), or the pictures of its `image_generation` tool calls (their
+    base64 `result` turned into data URL parts, or their `url` when the answer carried links). Our own
+    answers carry one picture in several of these places, so a client that sends an answer back
+    unchanged shows the model each picture once.
     """
     content = message.get("content")
     if isinstance(content, str):
@@ -43,5 +44,7 @@ def turn_parts(message: dict, index: int) -> Iterator[tuple[dict, str | None]]:
             yield part, f"messages[{index}].images[{image_index}].image_url.url"
         return
     for picture in message.get("tool_calls") or []:
-        part = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + picture["result"]}}
-        yield part, f"messages[{index}].tool_calls[{picture['index']}].{IMAGE_TOOL}.result"
+        field = "result" if "result" in picture else "url"  # base64, or a link to the picture
+        url = "data:image/png;base64," + picture["result"] if field == "result" else picture["url"]
+        param = f"messages[{index}].tool_calls[{picture['index']}].{IMAGE_TOOL}.{field}"
+        yield {"type": "image_url", "image_url": {"url": url}}, param

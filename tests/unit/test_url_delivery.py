@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import struct
 import time
@@ -12,7 +13,7 @@ import pytest
 import responses
 
 from app.image_store import StoreUnavailable
-from tests.conftest import CLIENT_KEY, OPENAI_BASE, chat_body
+from tests.conftest import CLIENT_KEY, OPENAI_BASE, OPENROUTER_BASE, chat_body
 from tests.support.images import PNG_BYTES
 from tests.support.sse import data_frames, parse
 
@@ -275,3 +276,34 @@ def test_the_openrouter_answer_style_carries_links_too(client, post_chat):
     message = response.json["choices"][0]["message"]
     assert isinstance(message["content"], str) and "tool_calls" not in message
     assert picture_of(client, message["images"][0]["image_url"]["url"]).startswith(b"\x89PNG")
+
+
+def test_an_answer_with_links_sent_back_shows_the_model_its_picture(post_chat):
+    """Multi-turn edits: a tool-form answer carrying `url` instead of `result` still holds its picture."""
+    first = post_chat(chat_body(tool={"size": "16x16"}, modalities=None, image_response_format="url"))
+    message = first.json["choices"][0]["message"]
+    url = message["tool_calls"][0]["image_generation"]["url"]
+    assert "images" not in message  # the picture is in the tool call only
+    answer = {"id": "gen-1", "object": "chat.completion", "created": 1, "model": "google/gemini-2.5-flash-image",
+              "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                  "role": "assistant", "content": "", "images": [{"type": "image_url",
+                                                                  "image_url": {"url": "data:image/png;base64,"
+                                                                                + base64.b64encode(PNG_BYTES).decode()}}]}}],
+              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    with responses.RequestsMock() as mocked:
+        mocked.post(OPENROUTER_BASE + "/chat/completions", json=answer)
+        response = post_chat({"model": "google/gemini-2.5-flash-image", "modalities": ["image", "text"], "messages": [
+            {"role": "user", "content": "a kite"}, message, {"role": "user", "content": "now purple"}]})
+        sent = json.loads(mocked.calls[0].request.body)
+    assert response.status_code == 200, response.json
+    assert sent["messages"][1]["content"][-1] == {"type": "image_url", "image_url": {"url": url}}
+
+
+def test_an_empty_url_in_a_sent_back_tool_call_is_a_400_naming_it(post_chat):
+    response = post_chat({"model": "local-image", "modalities": ["image"], "messages": [
+        {"role": "user", "content": "a kite"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"type": "image_generation", "image_generation": {"status": "completed", "url": ""}}]},
+        {"role": "user", "content": "now purple"}]})
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "messages[1].tool_calls[0].image_generation.url"
