@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from app.auth import KeyChecker
+    from app.auth import Authenticator
     from app.config import Settings
+    from app.db import Database
+    from app.keys.store import KeyStore
     from app.downloads import Downloader
     from app.image_store import ImageStore
     from app.resilience import ChannelHealth, RetryPolicy
@@ -27,14 +29,17 @@ class Gateway:
     """Per-app state built once by the factory: settings, client keys, provider clients."""
 
     settings: "Settings"
-    keys: "KeyChecker"
+    auth: "Authenticator"
     router: "Router"
     downloader: "Downloader"
     started: int
     retry_policy: "RetryPolicy"
     health: "ChannelHealth"
+    db: "Database"
+    key_store: "KeyStore"
     images: "ImageStore | None" = None  # where pictures delivered as links live (GATEWAY_IMAGE_STORE)
     webhooks: "Webhooks | None" = None  # signed deliveries to Webhook-URL receivers (GATEWAY_WEBHOOK_SECRET)
+    readiness_checks: list = field(default_factory=list)  # (name, callable raising when not ready)
 
 
 def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
@@ -42,10 +47,13 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from flask import Flask
 
     from app import api, errors, idempotency, image_store, request_log
-    from app.auth import KeyChecker
+    from app.auth import Authenticator
     from app.config import Settings
+    from app.db import Database, migrate
+    from app.db.urls import database_url
     from app.downloads import Downloader, DownloadPolicy
     from app.core import context
+    from app.keys.store import KeyStore
     from app.resilience import ChannelHealth, RetryPolicy
     from app.routing import Router
     from app.webhooks import Webhooks
@@ -56,9 +64,12 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     downloader = Downloader(DownloadPolicy(
         max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
         connect_timeout=settings.connect_timeout, allow_private=settings.allow_private_urls))
+    db = Database(settings.database_url or database_url("", settings.data_dir), pool_size=settings.db_pool_size)
+    migrate.prepare(db)  # SQLite: brought up to date; PostgreSQL: checked (gunicorn checked it once before)
+    key_store = KeyStore(db)
     app.extensions["gateway"] = Gateway(
         settings=settings,
-        keys=KeyChecker(settings.api_keys),
+        auth=Authenticator(settings.api_keys, key_store, admin_token=settings.admin_token),
         router=Router(settings, downloader),
         downloader=downloader,
         started=int(time.time()),
@@ -67,6 +78,9 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         health=ChannelHealth(failures_to_cool=settings.cooldown_failures, cooldown=settings.cooldown_seconds),
         images=image_store.from_settings(settings),
         webhooks=Webhooks(settings),
+        db=db,
+        key_store=key_store,
+        readiness_checks=[("database", db.ping)],
     )
     if settings.trusted_proxies:
         # only then are X-Forwarded-For/-Proto believed, and only for that many hops; -Host and -Prefix

@@ -1,31 +1,112 @@
-"""Client authentication: `Authorization: Bearer <key>` against GATEWAY_API_KEYS, in constant time."""
+"""Who is calling: `Authorization: Bearer <key>` against the static GATEWAY_API_KEYS (constant time) and
+the database's keys (by SHA-256, through a short in-process cache); the admin token for /admin/v1."""
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
-from app.core.errors import AuthenticationFailed
+from app.core.errors import AuthenticationFailed, GatewayError
+from app.keys.cache import MISSING as NOT_CACHED
+from app.keys.cache import KeyCache
+from app.keys.records import KEY_PREFIX, ClientKey
+from app.keys.store import KeyStore
 
-NO_KEYS = "No client keys are configured: set GATEWAY_API_KEYS (comma-separated) to enable the API"
+log = logging.getLogger("gateway")
+
 MISSING = "Missing client key: send Authorization: Bearer <key>"
 WRONG = "Incorrect client key"
+NO_KEYS = ("Incorrect client key: no GATEWAY_API_KEYS are set and no key made with `image-gateway keys create` "
+           "matches")
+REVOKED = "This client key was revoked"
+EXPIRED = "This client key has expired"
+ADMIN_ON_CLIENT_ROUTE = "The admin token is not a client key; use a client key on /v1"
 
 
-class KeyChecker:
-    """Compares digests of the presented key with every configured key, never stopping early."""
+class KeysUnavailable(GatewayError):
+    """A database key cannot be checked: the database is down and the key was not seen recently."""
 
-    def __init__(self, keys: tuple[str, ...]):
-        self._digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+    status = 503
+    type = "server_error"
+    code = "database_unavailable"
 
-    def check(self, authorization: str | None) -> None:
-        if not self._digests:
-            raise AuthenticationFailed(NO_KEYS)
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+
+def bearer(authorization: str | None) -> str | None:
+    scheme, _, presented = (authorization or "").partition(" ")
+    presented = presented.strip()
+    return presented if scheme.lower() == "bearer" and presented else None
+
+
+class Authenticator:
+    """Turns an Authorization header into the ClientKey of the request, or raises AuthenticationFailed."""
+
+    def __init__(self, static_keys: tuple[str, ...], store: KeyStore | None, cache: KeyCache | None = None,
+                 admin_token: str | None = None):
+        self._static = [(hashlib.sha256(key.encode()).digest(), ClientKey(id=f"env-{index}", name=f"env-{index}",
+                                                                            static=True))
+                        for index, key in enumerate(static_keys, start=1)]
+        self.store = store
+        self.cache = cache or KeyCache()
+        self._admin = hashlib.sha256(admin_token.encode()).digest() if admin_token else None
+
+    def authenticate(self, authorization: str | None) -> ClientKey:
+        presented = bearer(authorization)
+        if presented is None:
             raise AuthenticationFailed(MISSING)
-        digest = hashlib.sha256(presented.strip().encode()).digest()
-        matched = False
-        for known in self._digests:
-            matched |= hmac.compare_digest(digest, known)
-        if not matched:
-            raise AuthenticationFailed(WRONG)
+        raw = presented.encode()
+        binary = hashlib.sha256(raw).digest()
+        found = None
+        for known, key in self._static:  # every static key compared, never stopping early
+            if hmac.compare_digest(binary, known):
+                found = key
+        if found is not None:
+            return found
+        if presented.startswith(KEY_PREFIX) and self.store is not None:
+            found = self._stored(binary.hex(), presented)
+        if found is None:
+            if self._admin is not None and hmac.compare_digest(binary, self._admin):
+                raise AuthenticationFailed(ADMIN_ON_CLIENT_ROUTE)
+            raise AuthenticationFailed(WRONG if self._static else NO_KEYS)
+        if found.revoked_at is not None:
+            raise AuthenticationFailed(REVOKED)
+        if found.expired():
+            raise AuthenticationFailed(EXPIRED)
+        return found
+
+    def _stored(self, digest: str, secret: str) -> ClientKey | None:
+        from app.db import DatabaseUnavailable
+
+        cached = self.cache.get(digest)
+        if cached is not NOT_CACHED:
+            return cached  # type: ignore[return-value]
+        try:
+            key = self.store.find(secret)
+        except DatabaseUnavailable as exc:
+            stale = self.cache.get(digest, stale_ok=True)
+            if stale is not NOT_CACHED:
+                return stale  # type: ignore[return-value]
+            log.warning("cannot check a client key: %s", exc)
+            raise KeysUnavailable("The key database is unavailable; try again shortly") from None
+        self.cache.put(digest, key)
+        return key
+
+    def forget(self, key_id: str) -> None:
+        """A key changed in this process: the next request reads it again."""
+        self.cache.forget(key_id)
+
+    def is_admin(self, authorization: str | None) -> bool:
+        presented = bearer(authorization)
+        if self._admin is None or presented is None:
+            return False
+        return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._admin)
+
+
+def authenticate_request() -> ClientKey:
+    """The request's ClientKey, authenticated once and kept as `flask.g.client_key`."""
+    from flask import current_app, g, request
+
+    key = g.get("client_key")
+    if key is None:
+        key = current_app.extensions["gateway"].auth.authenticate(request.headers.get("Authorization"))
+        g.client_key = key
+    return key

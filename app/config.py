@@ -66,6 +66,8 @@ class ImageStoreLocation:
         if self.kind == "s3":
             return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         return "none"
+# keys, limits, budgets and the usage ledger (GATEWAY_DATA_DIR is shared with delivery)
+DEFAULT_DB_POOL_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class Settings:
     accel_redirect_prefix: str | None = None
     image_sweep_interval: float = DEFAULT_IMAGE_SWEEP_SECONDS
     webhook_secret: bytes | None = None
+    # keys, limits, budgets and the usage ledger (i10-keys; the database defaults to SQLite in data_dir)
+    database_url: str = ""              # normalised SQLAlchemy URL; "" = SQLite under data_dir
+    db_pool_size: int = DEFAULT_DB_POOL_SIZE
+    admin_token: str | None = None
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -190,7 +196,18 @@ class Settings:
             accel_redirect_prefix=_accel_prefix(env.text("GATEWAY_ACCEL_REDIRECT_PREFIX")),
             image_sweep_interval=env.number("GATEWAY_IMAGE_SWEEP_SECONDS", DEFAULT_IMAGE_SWEEP_SECONDS, minimum=1),
             webhook_secret=_webhook_secret(env.text("GATEWAY_WEBHOOK_SECRET")),
+            database_url=_database_url(env, data_dir),
+            db_pool_size=int(env.number("GATEWAY_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, minimum=1)),
+            admin_token=env.text("GATEWAY_ADMIN_TOKEN") or None,
         )
+
+
+def _database_url(env: "_Env", data_dir: str) -> str:
+    from app.db.urls import BadDatabaseUrl, database_url
+    try:
+        return database_url(env.text("DATABASE_URL"), data_dir)
+    except BadDatabaseUrl as exc:
+        raise ConfigError(f"DATABASE_URL {exc}") from None
 
 
 def _provider(name: str, prefix: str, default_base: str, env: "_Env", timeout: float) -> ProviderSettings:

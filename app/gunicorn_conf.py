@@ -7,6 +7,7 @@ gunicorn's own access log is off).
 """
 import os
 import shutil
+import sys
 import tempfile
 
 # Metrics from several workers are summed through files in one directory (prometheus-client's
@@ -17,9 +18,12 @@ if _own_metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
-from app.config import Settings  # noqa: E402  (after the metrics directory is set)
+from app.config import ConfigError, Settings  # noqa: E402  (after the metrics directory is set)
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except ConfigError as _error:  # one line naming the variable, not gunicorn's traceback
+    sys.exit(f"image-gateway: {_error}")
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
@@ -51,6 +55,17 @@ logconfig_dict = {
         "gateway": {"handlers": ["stdout"], "level": _settings.log_level, "propagate": False},
     },
 }
+
+
+def on_starting(server):
+    """Before any worker: the database is reachable and at the current schema (SQLite: brought up to date).
+
+    A database that cannot be used stops the service with one line and a non-zero exit.
+    """
+    from app.db.migrate import startup_problem
+    problem = startup_problem(_settings.database_url)
+    if problem:
+        sys.exit(f"image-gateway: {problem}")
 
 
 def child_exit(server, worker):

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 from flask import Flask, Response, current_app, g, request
 
 from app.answer_options import STYLE_HEADER
+from app.auth import authenticate_request
 from app.core.errors import GatewayError, InvalidRequest
 from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
 
@@ -67,7 +68,7 @@ def init_app(app: Flask) -> None:
                                  code="invalid_idempotency_key")
         authorization = request.headers.get("Authorization")
         # only a known client may claim or replay; the blueprints' own auth hook runs after this one
-        current_app.extensions["gateway"].keys.check(authorization)
+        authenticate_request()
         store: IdempotencyStore = current_app.extensions[EXTENSION]
         record_key = namespaced(authorization, key)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data(cache=True),

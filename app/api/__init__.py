@@ -1,14 +1,15 @@
 """HTTP surface: thin blueprints that parse, validate, delegate and answer."""
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask
 
-from app.api import chat, health, image_links, images, metrics, models, playground
+from app.api import admin, chat, health, image_links, images, metrics, models, playground
+from app.auth import authenticate_request
 
 
 def require_client_key() -> None:
-    """before_request hook for every /v1 and /api/v1 blueprint."""
-    current_app.extensions["gateway"].keys.check(request.headers.get("Authorization"))
+    """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key`."""
+    authenticate_request()
 
 
 def init_app(app: Flask) -> None:
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(playground.bp)
     app.register_blueprint(image_links.bp)
+    app.register_blueprint(admin.bp)
     for prefix in ("/v1", "/api/v1"):
         for module in (chat, images, models):
             bp = module.blueprint(prefix)

@@ -117,3 +117,11 @@ def sdk(gateway):
     openai = pytest.importorskip("openai")
     with openai.OpenAI(base_url=gateway.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session; `postgres.database()` gives an empty database."""
+    from tests.support.postgres_server import running_postgres
+    with running_postgres() as server:
+        yield server

@@ -40,6 +40,7 @@ class GatewayProcess:
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
+            "GATEWAY_DATA_DIR": str(log_path.parent / "var"),  # a database of its own, next to its log
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -1,0 +1,135 @@
+"""The database: one lazily built engine per process, short read or write transactions, health pings.
+
+SQLite (the default) runs in WAL mode with every write transaction opened as BEGIN IMMEDIATE, so
+two workers never both read-then-write the same rows; PostgreSQL (psycopg 3) locks rows with
+SELECT ... FOR UPDATE for the same effect. Importing this module opens nothing.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from app.db.urls import describe, is_sqlite, sqlite_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 10
+POOL_TIMEOUT = 5.0          # seconds a request waits for a pooled connection before failing
+CONNECT_TIMEOUT = 5         # seconds to reach PostgreSQL
+SQLITE_BUSY_TIMEOUT = 15.0  # seconds a SQLite writer waits for another's transaction
+POOL_RECYCLE = 1800         # PaaS databases and proxies drop idle connections
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or used right now; the message names no secret."""
+
+
+class Database:
+    """The engine and its transactions. Connections come from a pool sized for one worker's requests:
+    each request holds one only for a short transaction, so a handful serves many threads or greenlets."""
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = DEFAULT_MAX_OVERFLOW):
+        self.url = url
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self._engine: "Engine | None" = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Database({describe(self.url)!r})"
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if is_sqlite(self.url) else "postgresql"
+
+    @property
+    def engine(self) -> "Engine":
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = _create_engine(self.url, self.pool_size, self.max_overflow)
+        return self._engine
+
+    @contextmanager
+    def read(self) -> Iterator["Connection"]:
+        """A read transaction."""
+        with self._connection(write=False) as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator["Connection"]:
+        """A write transaction, committed when the block ends without an exception."""
+        with self._connection(write=True) as connection:
+            yield connection
+
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator["Connection"]:
+        from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+
+        try:
+            with self.engine.connect() as connection:
+                connection.execution_options(gateway_write=write)
+                with connection.begin():
+                    yield connection
+        except (DBAPIError, PoolTimeout) as exc:
+            if isinstance(exc, DBAPIError) and not _is_outage(exc):
+                raise
+            raise DatabaseUnavailable(f"{self.dialect} is unavailable: {_short(exc)}") from None
+
+    def ping(self) -> None:
+        """One round trip; DatabaseUnavailable when it fails."""
+        from sqlalchemy import text
+        with self.read() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close pooled connections (before a fork, and at exit)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _create_engine(url: str, pool_size: int, max_overflow: int) -> "Engine":
+    from sqlalchemy import create_engine, event
+
+    if is_sqlite(url):
+        directory = os.path.dirname(sqlite_path(url))
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=POOL_TIMEOUT,
+                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None  # transactions are begun by the hook below, not the driver
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection) -> None:
+            # IMMEDIATE takes the write lock up front: a read-then-write (budget check, counters) is atomic
+            write = connection.get_execution_options().get("gateway_write", True)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=POOL_TIMEOUT,
+                         pool_pre_ping=True, pool_recycle=POOL_RECYCLE,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT, "application_name": "image-gateway"})
+
+
+def _is_outage(exc) -> bool:
+    """Connection-level failures (down, refused, locked too long), as opposed to a bug in a statement."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Client keys: the record every request is authenticated as, its limits, where keys are kept, a short cache."""
