@@ -56,6 +56,14 @@ def client_python(install_log):
     return python
 
 
+@pytest.fixture(scope="module")
+def report(request, client_gateway) -> dict:
+    """What the test module's client script (its SCRIPT) got, case by case: run once per module."""
+    script = request.module.SCRIPT
+    interpreter = request.getfixturevalue("node" if script.endswith(".mjs") else "client_python")
+    return run_script([str(interpreter), script, client_gateway.url + "/v1", CLIENT_KEY])
+
+
 def run_script(command: list[str], timeout: float = SCRIPT_TIMEOUT) -> dict:
     """Run a client script; it prints one JSON object whose `cases` map a case name to what it got."""
     # a plain environment: nothing of the developer's (proxies, API keys) reaches the clients; LiteLLM

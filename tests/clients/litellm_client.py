@@ -8,16 +8,15 @@ the error it raised. The gateway is an OpenAI-compatible endpoint to LiteLLM: `o
 """
 import base64
 import io
-import json
 import logging
 import sys
 
 import litellm
 
+from case_report import FORMS, Report
+
 BASE_URL, KEY = sys.argv[1], sys.argv[2]
 PROMPT = [{"role": "user", "content": "a lighthouse at dusk"}]
-FORMS = {"modalities": {"modalities": ["image", "text"]},
-         "tool": {"tools": [{"type": "image_generation", "image_generation": {"size": "64x64"}}]}}
 
 
 def readme_completion():
@@ -65,36 +64,21 @@ def image_edit():
     report.current["input_tokens_details"] = dict(response.usage.input_tokens_details)
 
 
-class Report:
-    """What one case got: pictures (choice index, data URL) and the message's content."""
-
-    def __init__(self):
-        self.cases: dict[str, dict] = {}
-        self.current: dict = {}
-
-    def run(self, name: str, case, *args) -> None:
-        self.current = {"pictures": []}
-        try:
-            case(*args)
-        except Exception as exc:  # reported, not raised: the test says which cases must pass
-            self.current["error"] = f"{type(exc).__name__}: {exc}"[:1500]
-        self.cases[name] = self.current
+class CompletionReport(Report):
+    """Also the message's content next to its pictures: a string, None, or "<list>" for content parts."""
 
     def picture(self, choice: int, data_url: str, content=None) -> None:
-        self.current["pictures"].append({"choice": choice, "data_url": data_url})
+        super().picture(choice, data_url)
         self.current["content"] = content if content is None or isinstance(content, str) else "<list>"
 
 
-report = Report()
+report = CompletionReport()
 
 if __name__ == "__main__":
     litellm.suppress_debug_info = True
     logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)  # its failures are in the report
     report.run("readme-completion", readme_completion)
-    for style in ("parts", "openrouter"):
-        for form in FORMS:
-            for stream in (False, True):
-                report.run(f"completion-{form}-{style}-{'stream' if stream else 'json'}", completion, style, form, stream)
+    report.run_chat_matrix("completion", completion)
     report.run("image-generation", image_generation)
     report.run("image-edit", image_edit)
-    json.dump({"cases": report.cases}, sys.stdout)
+    report.print()

@@ -8,6 +8,8 @@
 import { File } from "node:buffer";
 import OpenAI, { toFile } from "openai";
 
+import { Report } from "./case_report.mjs";
+
 // Node 18 (Debian 12's nodejs) has no global File, which openai-node's uploads need; its own error
 // message names this fix. Node 20 and newer have it.
 globalThis.File ??= File;
@@ -87,28 +89,14 @@ async function imagesEdit(report) {
   report.usage(result.usage);
 }
 
-class Report {
-  constructor() { this.cases = {}; }
-
-  async run(name, test, ...args) {
-    this.current = { pictures: [] };
-    try {
-      await test(this, ...args);
-    } catch (error) { // reported, not thrown: the test says which cases must pass
-      this.current.error = `${error.name}: ${error.message}`.slice(0, 1500);
-    }
-    this.cases[name] = this.current;
-  }
-
-  picture(choice, dataUrl) { this.current.pictures.push({ choice, data_url: dataUrl }); }
-
+class ChatReport extends Report {
   // what each choice's `content` holds: a string, null, or "<list>" for content parts
   textOf(contents) { this.current.contents = contents.map((c) => (Array.isArray(c) ? "<list>" : c ?? null)); }
 
   usage(usage) { this.current.input_tokens_details = usage?.input_tokens_details ?? null; }
 }
 
-const report = new Report();
+const report = new ChatReport();
 await report.run("readme-stream-helper", readmeStreamHelper);
 for (const style of ["parts", "openrouter"]) {
   for (const form of Object.keys(FORMS)) {
@@ -119,4 +107,4 @@ for (const style of ["parts", "openrouter"]) {
 }
 await report.run("images-generate", imagesGenerate);
 await report.run("images-edit", imagesEdit);
-process.stdout.write(JSON.stringify({ cases: report.cases }));
+report.print();

@@ -1,19 +1,14 @@
 """LiteLLM as a client library (pinned in requirements.txt): completion() both forms, streamed or not; images."""
 import pytest
 
-from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of, run_script
-from tests.conftest import CLIENT_KEY
+from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of
 
 pytestmark = pytest.mark.clients
+SCRIPT = "litellm_client.py"
 
 LIST_CONTENT = "completion() validates message.content as a string: a list of parts is 'Invalid response object'"
 TOOL_CALL = "completion() builds every tool call as a function call: image_generation has no `function`"
 DROPPED = "the stream parser fails on a tool call delta without `function`, logs it and drops the picture"
-
-
-@pytest.fixture(scope="module")
-def report(client_gateway, client_python):
-    return run_script([str(client_python), "litellm_client.py", client_gateway.url + "/v1", CLIENT_KEY])
 
 
 @pytest.mark.parametrize("case, pictures", [

@@ -1,20 +1,15 @@
 """openai-node (pinned in package-lock.json): raw calls, raw streams and the stream helpers, both forms, both styles."""
 import pytest
 
-from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of, run_script
-from tests.conftest import CLIENT_KEY
+from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of
 
 pytestmark = pytest.mark.clients
+SCRIPT = "openai_node.mjs"
 
 WORDS = "Placeholder image from the local provider"
 TOOL_CALL = ("the stream helper finalizes every tool call as a function call and throws "
              "'missing choices[0].tool_calls[0].function.name' on image_generation")
 CONCATENATED = "the stream helper concatenates delta.content as strings: a list of parts becomes '[object Object]'"
-
-
-@pytest.fixture(scope="module")
-def report(client_gateway, node):
-    return run_script([node, "openai_node.mjs", client_gateway.url + "/v1", CLIENT_KEY])
 
 
 @pytest.mark.parametrize("case", [

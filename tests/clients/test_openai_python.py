@@ -1,18 +1,13 @@
 """openai-python (pinned in requirements.txt) reads every picture in both styles; its strict dump passes in `openrouter`."""
 import pytest
 
-from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of, run_script
-from tests.conftest import CLIENT_KEY
+from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of
 
 pytestmark = pytest.mark.clients
+SCRIPT = "openai_python.py"
 
 LIST_CONTENT = "the SDK types message.content as str: a list of parts warns on model_dump (parts style)"
 TOOL_TYPE = "the SDK knows function and custom tool calls only: type image_generation warns on model_dump"
-
-
-@pytest.fixture(scope="module")
-def report(client_gateway, client_python):
-    return run_script([str(client_python), "openai_python.py", client_gateway.url + "/v1", CLIENT_KEY])
 
 
 @pytest.mark.parametrize("case, pictures", [

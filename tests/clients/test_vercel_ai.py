@@ -1,20 +1,15 @@
 """The Vercel AI SDK (pinned in package-lock.json): generateImage and edits; generateText/streamText files."""
 import pytest
 
-from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of, run_script
-from tests.conftest import CLIENT_KEY
+from tests.clients.conftest import BIG, SMALL, each, known_failure, pictures_of
 
 pytestmark = pytest.mark.clients
+SCRIPT = "vercel_ai.mjs"
 
 OPENROUTER_SCHEMA = ("the OpenRouter provider validates message.content (and delta.content) as a string: "
                      "a list of parts fails the whole answer")
 NO_FILES = ("@ai-sdk/openai-compatible reads only text, reasoning and tool calls from a chat answer: "
             "no files in either style")
-
-
-@pytest.fixture(scope="module")
-def report(client_gateway, node):
-    return run_script([node, "vercel_ai.mjs", client_gateway.url + "/v1", CLIENT_KEY])
 
 
 def test_generate_image_and_edit(report):

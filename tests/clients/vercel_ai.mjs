@@ -9,6 +9,8 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { createOpenRouter } from "@openrouter/ai-sdk-provider";
 import { generateImage, generateText, streamText } from "ai";
 
+import { Report } from "./case_report.mjs";
+
 const [BASE_URL, KEY] = process.argv.slice(2);
 
 async function readmeGenerateImage(report) {
@@ -70,25 +72,11 @@ async function openaiCompatibleText(report, style) {
   report.current.text = result.text;
 }
 
-class Report {
-  constructor() { this.cases = {}; }
-
-  async run(name, test, ...args) {
-    this.current = { pictures: [] };
-    try {
-      await test(this, ...args);
-    } catch (error) { // reported, not thrown: the test says which cases must pass
-      this.current.error = `${error.name}: ${error.message}`.slice(0, 1500);
-    }
-    this.cases[name] = this.current;
-  }
-
-  file(choice, file) {
-    this.current.pictures.push({ choice, data_url: `data:${file.mediaType};base64,${file.base64}` });
-  }
+class FileReport extends Report {
+  file(choice, file) { this.picture(choice, `data:${file.mediaType};base64,${file.base64}`); }
 }
 
-const report = new Report();
+const report = new FileReport();
 await report.run("generate-image-and-edit", readmeGenerateImage);
 await report.run("readme-generate-text", readmeGenerateText);
 for (const style of ["parts", "openrouter"]) {
@@ -97,4 +85,4 @@ for (const style of ["parts", "openrouter"]) {
   await report.run(`openai-compatible-generate-text-${style}`, openaiCompatibleText, style);
 }
 await report.run("generate-text-token-details-openrouter", text, "openrouter", "gemini-3.1-flash-image");
-process.stdout.write(JSON.stringify({ cases: report.cases }));
+report.print();
