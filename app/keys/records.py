@@ -10,8 +10,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from app.answer_options import ANSWER_STYLES
+
 KEY_PREFIX = "sk-gw-"
-ANSWER_STYLES = ("parts", "openrouter")
 LIMIT_FIELDS = ("rpm", "concurrency", "images_per_day", "budget_usd", "models", "expires_at")
 _PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._:/@*?+-]{0,199}$")
 MAX_BUDGET = Decimal("1000000000")

@@ -149,6 +149,19 @@ def test_the_client_keys_default_beats_the_deployments_and_loses_to_the_header(m
     assert isinstance(post(client, auth, chat_body(), "parts").json["choices"][0]["message"]["content"], list)
 
 
+def test_a_database_keys_answer_style_is_its_default(make_app):
+    """A key made with answer_style (admin API / `keys create --answer-style`) answers in it; the header wins."""
+    app = make_app(GATEWAY_ADMIN_TOKEN="admin-token-style-test")
+    admin = {"Authorization": "Bearer admin-token-style-test"}
+    client = app.test_client()
+    flat = client.post("/admin/v1/keys", json={"name": "litellm-app", "answer_style": "openrouter"}, headers=admin).json
+    plain = client.post("/admin/v1/keys", json={"name": "python-app"}, headers=admin).json
+    as_flat, as_plain = ({"Authorization": f"Bearer {key['key']}"} for key in (flat, plain))
+    assert isinstance(post(client, as_flat, chat_body()).json["choices"][0]["message"]["content"], str)
+    assert isinstance(post(client, as_flat, chat_body(), "parts").json["choices"][0]["message"]["content"], list)
+    assert isinstance(post(client, as_plain, chat_body()).json["choices"][0]["message"]["content"], list)
+
+
 def stream_chunks(client, auth, body, style):
     response = post(client, auth, body, style)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
