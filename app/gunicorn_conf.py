@@ -7,6 +7,7 @@ gunicorn's own access log is off).
 """
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -80,6 +81,15 @@ def on_exit(server):
 
 
 def post_fork(server, worker):
+    """A booting worker dies on SIGTERM; then its allocator is tuned for big pictures."""
+    # Until gunicorn installs the worker's own handlers, the worker runs the arbiter's, which only
+    # queue a signal for the arbiter: a platform's SIGTERM to the process group (every restart)
+    # reaching a worker still loading the app was lost, and shutdown waited graceful_timeout.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _tune_malloc()
+
+
+def _tune_malloc():
     """Pictures over 4 MB get their own memory mappings, handed back to the system when freed.
 
     glibc otherwise raises its mmap threshold after the first large free, so later pictures land in
