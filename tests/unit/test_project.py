@@ -14,3 +14,10 @@ def test_readme_shows_the_procfile_command():
     procfile = (ROOT / "Procfile").read_text().strip()
     assert procfile == "web: gunicorn -c python:app.gunicorn_conf wsgi:app\nrelease: image-gateway db upgrade"
     assert procfile in (ROOT / "README.md").read_text()
+
+
+def test_every_python_folder_of_the_package_is_a_package():
+    """`packages = find:` only ships folders with an __init__.py: a plain `pip install .` must get them all."""
+    folders = {path.parent for path in (ROOT / "app").rglob("*.py") if "__pycache__" not in path.parts}
+    missing = sorted(str(folder.relative_to(ROOT)) for folder in folders if not (folder / "__init__.py").exists())
+    assert missing == []

@@ -1,0 +1,1 @@
+"""One module per upstream provider, the contract they share (base), their capabilities and registry."""
