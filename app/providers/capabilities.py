@@ -40,7 +40,7 @@ def nearest_aspect_ratio(width: int, height: int, ratios: tuple[str, ...] = ASPE
 
 def ratio_value(ratio: str) -> float:
     width, height = ratio.split(":")
-    return int(width) / int(height)
+    return float(width) / float(height)  # xAI has 19.5:9
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Bounds:
             words.append(f"sides multiple of {self.multiple}")
         if self.min_side is not None and self.max_side is not None:
             words.append(f"sides from {self.min_side} to {self.max_side}")
+        elif self.min_side is not None:
+            words.append(f"sides from {self.min_side}")
         elif self.max_side is not None:
             words.append(f"sides up to {self.max_side}")
         if self.max_ratio is not None:
