@@ -16,6 +16,7 @@ GEMINI_KEY = "AIzaSyTest-provider-secret-7c8d9e0f1a2b"
 ARK_BASE = "https://ark.test/api/v3"
 OPENROUTER_BASE = "https://openrouter.test/api/v1"
 GEMINI_BASE = "https://gemini.test"
+BFL_KEY = "bfl-test-provider-secret-0a1b2c3d"
 
 
 def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str = "local-image",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from app.providers.ark import ArkClient
 from app.providers.base import ProviderClient
+from app.providers.bfl import BflClient
 from app.providers.gemini import GeminiClient
 from app.providers.local import LocalClient
 from app.providers.openai import OpenAIClient
@@ -18,6 +19,7 @@ PROVIDERS: dict[str, type[ProviderClient]] = {cls.name: cls for cls in (
     ArkClient,
     GeminiClient,
     LocalClient,
+    BflClient,
 )}
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ARK_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY
+from tests.conftest import ARK_KEY, BFL_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY
 from tests.support.ark_fake import ark_images
+from tests.support.bfl_fake import bfl_tasks
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway_process import GatewayProcess
 from tests.support.gemini_fake import gemini_generate
@@ -43,6 +44,17 @@ def gemini_server():
     yield from _serve(gemini_generate)
 
 
+@pytest.fixture(scope="session")
+def bfl_server():
+    yield from _serve(bfl_tasks)
+
+
+@pytest.fixture(scope="session")
+def more_providers(bfl_server) -> dict:
+    """Environment of the providers that only the main service below needs."""
+    return {"BFL_API_KEY": BFL_KEY, "BFL_BASE_URL": bfl_server.url}
+
+
 def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **overrides) -> dict:
     """Every provider configured against its fake; private URLs allowed (the fakes are on loopback)."""
     return {
@@ -64,8 +76,8 @@ def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **o
 
 
 @pytest.fixture(scope="session")
-def gateway(openai_server, ark_server, openrouter_server, gemini_server, tmp_path_factory):
-    env = gateway_env(openai_server, ark_server, openrouter_server, gemini_server)
+def gateway(openai_server, ark_server, openrouter_server, gemini_server, more_providers, tmp_path_factory):
+    env = gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **more_providers)
     process = GatewayProcess(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log").start()
     yield process
     process.stop()
@@ -104,6 +116,12 @@ def openrouter(openrouter_server):
 def gemini(gemini_server):
     gemini_server.reset()
     return gemini_server
+
+
+@pytest.fixture
+def flux(bfl_server):
+    bfl_server.reset()
+    return bfl_server
 
 
 @pytest.fixture
