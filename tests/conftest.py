@@ -17,6 +17,7 @@ ARK_BASE = "https://ark.test/api/v3"
 OPENROUTER_BASE = "https://openrouter.test/api/v1"
 GEMINI_BASE = "https://gemini.test"
 BFL_KEY = "bfl-test-provider-secret-0a1b2c3d"
+XAI_KEY = "xai-test-provider-secret-4e5f6a7b"
 
 
 def chat_body(prompt: str = "a paper lantern shaped like a fox", *, model: str = "local-image",

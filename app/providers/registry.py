@@ -12,6 +12,7 @@ from app.providers.gemini import GeminiClient
 from app.providers.local import LocalClient
 from app.providers.openai import OpenAIClient
 from app.providers.openrouter import OpenRouterClient
+from app.providers.xai import XaiClient
 
 PROVIDERS: dict[str, type[ProviderClient]] = {cls.name: cls for cls in (
     OpenRouterClient,
@@ -20,6 +21,7 @@ PROVIDERS: dict[str, type[ProviderClient]] = {cls.name: cls for cls in (
     GeminiClient,
     LocalClient,
     BflClient,
+    XaiClient,
 )}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ARK_KEY, BFL_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY
+from tests.conftest import ARK_KEY, BFL_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY, XAI_KEY
 from tests.support.ark_fake import ark_images
 from tests.support.bfl_fake import bfl_tasks
 from tests.support.fake_upstream import FakeUpstream
@@ -11,6 +11,7 @@ from tests.support.gateway_process import GatewayProcess
 from tests.support.gemini_fake import gemini_generate
 from tests.support.openai_fake import openai_images
 from tests.support.openrouter_fake import openrouter_chat
+from tests.support.xai_fake import xai_images
 
 UPSTREAM_TIMEOUT = 3
 STREAM_KEEPALIVE = 0.5
@@ -50,9 +51,15 @@ def bfl_server():
 
 
 @pytest.fixture(scope="session")
-def more_providers(bfl_server) -> dict:
+def xai_server():
+    yield from _serve(xai_images)
+
+
+@pytest.fixture(scope="session")
+def more_providers(bfl_server, xai_server) -> dict:
     """Environment of the providers that only the main service below needs."""
-    return {"BFL_API_KEY": BFL_KEY, "BFL_BASE_URL": bfl_server.url}
+    return {"BFL_API_KEY": BFL_KEY, "BFL_BASE_URL": bfl_server.url,
+            "XAI_API_KEY": XAI_KEY, "XAI_BASE_URL": xai_server.url + "/v1"}
 
 
 def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **overrides) -> dict:
@@ -122,6 +129,12 @@ def gemini(gemini_server):
 def flux(bfl_server):
     bfl_server.reset()
     return bfl_server
+
+
+@pytest.fixture
+def xai(xai_server):
+    xai_server.reset()
+    return xai_server
 
 
 @pytest.fixture

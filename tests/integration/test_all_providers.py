@@ -8,7 +8,7 @@ from app.providers.registry import PROVIDERS, provider_for
 
 # one model per registered provider (OpenRouter and Gemini through their own fakes)
 MODELS = ["gpt-image-1", "doubao-seedream-4-0-250828", "google/gemini-2.5-flash-image", "gemini-2.5-flash-image",
-          "local-image", "flux-2-pro"]
+          "local-image", "flux-2-pro", "grok-imagine-image"]
 
 
 def test_every_registered_provider_is_exercised_here():
