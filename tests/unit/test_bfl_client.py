@@ -176,7 +176,7 @@ def test_polling_stops_at_the_requests_deadline_with_a_504_that_is_not_retried(m
             make_client().generate(request())
     finally:
         context.begin()  # the next test in this thread starts without a deadline
-    assert 0.2 < time.monotonic() - started < 1.0
+    assert 0.2 < time.monotonic() - started < 5, "it waited for the deadline (0.3 s), not the provider timeout (30 s)"
     assert caught.value.status == 504 and not caught.value.retriable and caught.value.read_timeout
 
 
