@@ -72,11 +72,13 @@ def image_delta(image: GeneratedImage, want_content: bool, want_tool: bool, tool
 
 
 def chat_usage(usage: Usage, options: AnswerOptions = DEFAULT_OPTIONS) -> dict:
-    """Chat usage. In the `openrouter` style a details object carries the count OpenRouter's own SDKs
-    require in it (`cached_tokens`, `reasoning_tokens`; 0 when the provider gave none)."""
+    """Chat usage. In the `openrouter` style it has OpenRouter's types: a details object carries the
+    count OpenRouter's own SDKs require in it (`cached_tokens`, `reasoning_tokens`; 0 when the
+    provider gave none), and a field with no value (an unknown `cost`) is left out, not null."""
     out = usage.to_dict()
     if options.content_parts:
         return out
+    out = {key: value for key, value in out.items() if value is not None}
     if "prompt_tokens_details" in out:
         out["prompt_tokens_details"].setdefault("cached_tokens", 0)
     if "completion_tokens_details" in out:

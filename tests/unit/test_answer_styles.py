@@ -100,6 +100,11 @@ def test_openrouter_style_usage_details_carry_the_counts_openrouter_sdks_require
     plain = chat_completion(ImageResult(images=[GeneratedImage(PNG_B64, "image/png")], usage=Usage(1, 2, 3)),
                             model="m", want_content=True, want_tool=False, options=OPENROUTER_STYLE)
     assert plain["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    # OpenRouter's SDKs take `cost` as a number or not at all: an unknown cost is left out
+    unpriced = ImageResult(images=[GeneratedImage(PNG_B64, "image/png")], usage=Usage(1, 2, 3, extra={"cost": None}))
+    assert "cost" not in chat_completion(unpriced, model="m", want_content=True, want_tool=False,
+                                         options=OPENROUTER_STYLE)["usage"]
+    assert chat_completion(unpriced, model="m", want_content=True, want_tool=False)["usage"]["cost"] is None
 
 
 # -- through the API: header, key default, deployment default, streams ------------------------
