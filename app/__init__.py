@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, errors, idempotency, image_store, request_log
+    from app import api, errors, idempotency, image_store, request_body, request_log
     from app.auth import Authenticator
     from app.config import Settings
     from app.db import Database, migrate
@@ -59,11 +59,18 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.webhooks import Webhooks
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Flask would answer OPTIONS itself with an empty text/html 200; every answer here is JSON
+    # (OPTIONS is a 405 naming the methods in Allow). Read when a route is added: set before any is,
+    # the static files' route included.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.static_folder = "static"
+    app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=app.send_static_file)
     downloader = Downloader(DownloadPolicy(
         max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
-        connect_timeout=settings.connect_timeout, allow_private=settings.allow_private_urls))
+        connect_timeout=settings.connect_timeout, allow_private=settings.allow_private_urls,
+        max_concurrent=settings.download_concurrency))
     db = Database(settings.database_url or database_url("", settings.data_dir), pool_size=settings.db_pool_size)
     migrate.prepare(db)  # SQLite: brought up to date; PostgreSQL: checked (gunicorn checked it once before)
     key_store = KeyStore(db)
@@ -90,6 +97,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     logging.getLogger("gateway").setLevel(settings.log_level)
     app.before_request(context.begin)  # first: every later hook and view may read the request context
+    request_body.init_app(app)
     request_log.init_app(app)
     idempotency.init_app(app)
     errors.init_app(app)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from app.core.conversation import IMAGE_TOOL, text_of
-from app.core.errors import InvalidRequest
+from app.core.conversation import IMAGE_TOOL, text_of, turn_parts
+from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.core.request import ImageRef, ImageRequest
+from app.input_fetches import Budget
 from app.media import decode_data_url
 
 if TYPE_CHECKING:
@@ -27,12 +28,22 @@ class ChatAsk:
     stream: bool = False
     include_usage: bool = False
     image_response_format: str = "b64_json"  # or "url" (DESIGN §8)
+    download_budget: Budget | None = None
+
+
+def check_message_count(payload: Any, limits: "Settings") -> None:
+    """GATEWAY_MAX_MESSAGES, checked on the parsed body before the schema walks every message."""
+    messages = payload.get("messages") if isinstance(payload, dict) else None
+    if isinstance(messages, list) and len(messages) > limits.max_messages:
+        raise InvalidRequest(f"At most {limits.max_messages} messages per request (GATEWAY_MAX_MESSAGES)",
+                             param="messages", code="too_many_messages")
 
 
 def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
     """Decide whether the chat request asks for an image and build the neutral ImageRequest.
 
-    `limits` (the settings) bounds messages, input images, image bytes and prompt length.
+    `limits` (the settings) bounds messages, input images (every image of the conversation), image
+    bytes and prompt length.
     """
     want_content = "image" in (data.get("modalities") or [])
     tool_index, tool_params = _image_tool(data.get("tools") or [])
@@ -41,9 +52,8 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
         raise InvalidRequest(HOW_TO_ASK, param="modalities")
 
     messages = data["messages"]
-    if limits is not None and len(messages) > limits.max_messages:
-        raise InvalidRequest(f"At most {limits.max_messages} messages per request (GATEWAY_MAX_MESSAGES)",
-                             param="messages", code="too_many_messages")
+    if limits is not None:
+        check_message_count(data, limits)
     index = _last_user_message(messages)
     content = messages[index].get("content")
     prompt = text_of(content)
@@ -51,9 +61,11 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
         raise InvalidRequest("The last user message has no text to use as the image prompt",
                              param=f"messages[{index}].content")
     check_prompt(prompt, limits, f"messages[{index}].content")
+    mask_url = (tool_params.get("input_image_mask") or {}).get("image_url")
+    budget = image_budget(_conversation_images(messages), limits,
+                          mask=(f"tools[{tool_index}].{IMAGE_TOOL}.input_image_mask.image_url", mask_url))
     max_bytes = limits.max_image_bytes if limits is not None else None
     images = tuple(_input_images(content, index, max_bytes))
-    check_image_count(images, limits)
     mask = None
     if "input_image_mask" in tool_params:
         mask = _mask(tool_params["input_image_mask"], f"tools[{tool_index}].{IMAGE_TOOL}.input_image_mask",
@@ -74,7 +86,8 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
     return ChatAsk(request=request, want_content=want_content, want_tool=want_tool,
                    stream=bool(data.get("stream")),
                    include_usage=bool((data.get("stream_options") or {}).get("include_usage")),
-                   image_response_format=data.get("image_response_format") or "b64_json")
+                   image_response_format=data.get("image_response_format") or "b64_json",
+                   download_budget=budget)
 
 
 def _image_tool(tools: list[dict]) -> tuple[int | None, dict]:
@@ -98,11 +111,49 @@ def check_prompt(prompt: str, limits, param: str) -> None:
                              "(GATEWAY_MAX_PROMPT_CHARS)", param=param, code="prompt_too_long")
 
 
-def check_image_count(images: tuple, limits) -> None:
-    if limits is not None and len(images) > limits.max_input_images:
-        raise InvalidRequest(f"At most {limits.max_input_images} input images per request "
-                             "(GATEWAY_MAX_INPUT_IMAGES)", param=images[limits.max_input_images].param,
-                             code="too_many_images")
+def image_budget(images: Iterable[tuple[str, "str | int | None"]], limits, *,
+                 mask: tuple[str, "str | int | None"] = ("", None)) -> Budget | None:
+    """Count and size every image the request makes the gateway fetch or forward, before any work.
+
+    `images` are (param, what) pairs, `what` being a URL (a data URL's decoded size is known from its
+    length; an http(s) URL counts now and is sized when downloaded) or the size of an upload. The mask
+    adds its bytes, not to the count. Returns what is left for downloads.
+    """
+    if limits is None:
+        return None
+    carried = 0
+    for count, (param, what) in enumerate((*images, mask) if mask[1] is not None else images, start=1):
+        if param != mask[0] and count > limits.max_input_images:
+            raise InvalidRequest(f"At most {limits.max_input_images} input images per request, the whole "
+                                 "conversation included (GATEWAY_MAX_INPUT_IMAGES)", param=param,
+                                 code="too_many_images")
+        size = what if isinstance(what, int) else _data_url_size(what)
+        if size > limits.max_image_bytes:
+            raise PayloadTooLarge(f"An input image is larger than {limits.max_image_bytes} bytes "
+                                  "(GATEWAY_MAX_IMAGE_BYTES)", param=param, code="image_too_large")
+        carried += size
+        if carried > limits.max_total_image_bytes:
+            raise PayloadTooLarge(f"The input images of this request are larger than {limits.max_total_image_bytes} "
+                                  "bytes in all (GATEWAY_MAX_TOTAL_IMAGE_BYTES)", param=param,
+                                  code="images_too_large")
+    return Budget(left=limits.max_total_image_bytes - carried, per_image=limits.max_image_bytes,
+                  limit=limits.max_total_image_bytes)
+
+
+def _data_url_size(url: "str | None") -> int:
+    """Decoded bytes of a data URL, from its length (0 for other URLs, which are sized when fetched)."""
+    if not isinstance(url, str) or not url.startswith("data:"):
+        return 0
+    comma = url.find(",", 0, 256)
+    return max(0, (len(url) - comma - 1) * 3 // 4 - 2) if comma >= 0 else 0
+
+
+def _conversation_images(messages: list[dict]) -> Iterator[tuple[str, str]]:
+    """(param, URL) of every image in the conversation, as providers sent the whole of it see them."""
+    for index, message in enumerate(messages):
+        for part, url_param in turn_parts(message, index):
+            if part["type"] == "image_url":
+                yield url_param, part["image_url"]["url"]
 
 
 def _input_images(content, message_index: int, max_bytes: int | None):
@@ -126,8 +177,12 @@ def image_ref(url: str, param: str, max_bytes: int | None = None) -> ImageRef:
     if url.startswith("data:"):
         data, mime = decode_data_url(url, param=param, max_bytes=max_bytes)
         return ImageRef(url=url, param=param, data=data, mime=mime)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname, _ = parts.hostname, parts.port
+    except ValueError:  # e.g. http://[::1/a.png, a port past 65535
+        raise InvalidRequest("The image URL is malformed", param=param) from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise InvalidRequest("Image URLs must be data: URLs or http(s) URLs", param=param)
     if parts.username is not None or parts.password is not None:
         raise InvalidRequest("Image URLs must not carry credentials", param=param)

@@ -68,6 +68,9 @@ class ImageStoreLocation:
         return "none"
 # keys, limits, budgets and the usage ledger (GATEWAY_DATA_DIR is shared with delivery)
 DEFAULT_DB_POOL_SIZE = 5
+# hardening (issue 14): what one request may make the gateway hold or wait for
+DEFAULT_MAX_TOTAL_IMAGE_BYTES = 64 * 1024 * 1024   # every input image of a request, downloads included
+DEFAULT_DOWNLOAD_CONCURRENCY = 16                   # client image downloads at once, per worker process
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class Settings:
     database_url: str = ""              # normalised SQLAlchemy URL; "" = SQLite under data_dir
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
     admin_token: str | None = None
+    # hardening (issue 14)
+    max_total_image_bytes: int = DEFAULT_MAX_TOTAL_IMAGE_BYTES
+    download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -199,6 +205,11 @@ class Settings:
             database_url=_database_url(env, data_dir),
             db_pool_size=int(env.number("GATEWAY_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, minimum=1)),
             admin_token=env.text("GATEWAY_ADMIN_TOKEN") or None,
+            # hardening (issue 14)
+            max_total_image_bytes=int(env.number("GATEWAY_MAX_TOTAL_IMAGE_BYTES", DEFAULT_MAX_TOTAL_IMAGE_BYTES,
+                                                 minimum=1024)),
+            download_concurrency=int(env.number("GATEWAY_DOWNLOAD_CONCURRENCY", DEFAULT_DOWNLOAD_CONCURRENCY,
+                                                minimum=1)),
         )
 
 

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.chat_request import check_image_count, check_prompt, image_ref
+from app.chat_request import check_prompt, image_budget, image_ref
 from app.core.errors import InvalidRequest, PayloadTooLarge
 from app.core.request import ImageRef, ImageRequest
+from app.input_fetches import Budget
 from app.media import sniff_mime, to_data_url
 
 # the parameters providers understand, as the Images API spells them
@@ -17,6 +20,9 @@ IMAGE_PARAMS = ("background", "input_fidelity", "moderation", "output_compressio
 INT_FIELDS = ("n", "output_compression", "partial_images")
 BOOL_FIELDS = ("stream", "watermark")
 MAX_UPLOADS = 16
+MAX_FORM_PARTS = 100              # 16 images, a mask and every Images API field fit with room to spare
+MAX_FORM_FIELD_BYTES = 500_000    # one text field of a multipart form (a prompt is at most 128 kB of UTF-8)
+_INTEGER = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: "²" passes str.isdigit() but not int()
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,15 @@ class ImagesAsk:
     stream: bool
     requested: dict
     response_format: str = "b64_json"  # or "url" (DESIGN §8)
+    download_budget: Budget | None = None
 
 
 def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = (),
                         mask: ImageRef | None = None) -> ImagesAsk:
     """An ImageRequest from a validated Images API body plus the input images already read."""
     check_prompt(data["prompt"], settings, "prompt")
+    budget = image_budget([(ref.param, _carried(ref)) for ref in images], settings,
+                          mask=(mask.param, _carried(mask)) if mask is not None else ("", None))
     stream = bool(data.get("stream"))
     params = {k: data[k] for k in IMAGE_PARAMS if k in data and data[k] is not None}
     if not stream:
@@ -50,13 +59,18 @@ def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = 
         prompt_param="prompt",
     )
     return ImagesAsk(request=request, stream=stream, requested=params,
-                     response_format=data.get("response_format") or "b64_json")
+                     response_format=data.get("response_format") or "b64_json",
+                     download_budget=budget)
+
+
+def _carried(ref: ImageRef) -> int | str:
+    """An image's size when the body carries it, else its URL (counted now, sized when downloaded)."""
+    return len(ref.data) if ref.data is not None else ref.url
 
 
 def json_references(data: dict, settings) -> tuple[tuple[ImageRef, ...], ImageRef | None]:
     """Input images and mask of a JSON edit: `images: [{image_url} | {file_id}]`, `mask: {...}`."""
     images = tuple(_reference(ref, f"images[{i}]", settings) for i, ref in enumerate(data.get("images") or []))
-    check_image_count(images, settings)
     mask = _reference(data["mask"], "mask", settings) if data.get("mask") else None
     return images, mask
 
@@ -95,6 +109,20 @@ def _upload(storage: FileStorage, param: str, max_bytes: int) -> ImageRef:
     return ImageRef(url=to_data_url(base64.b64encode(data).decode("ascii"), mime), param=param, data=data, mime=mime)
 
 
+def read_form(request) -> tuple[MultiDict, MultiDict]:
+    """The text fields and files of a multipart request, with the form's own limits named when hit."""
+    request.max_form_parts = MAX_FORM_PARTS
+    request.max_form_memory_size = MAX_FORM_FIELD_BYTES
+    try:
+        return request.form, request.files
+    except RequestEntityTooLarge:
+        if request.content_length is None or request.content_length > (request.max_content_length or 0):
+            raise  # the body itself is over GATEWAY_MAX_BODY_BYTES
+        raise PayloadTooLarge(f"The multipart form is over a form limit: at most {MAX_FORM_PARTS} parts, and at most "
+                              f"{MAX_FORM_FIELD_BYTES} bytes in a text field (files are limited by "
+                              "GATEWAY_MAX_IMAGE_BYTES)", code="form_too_large") from None
+
+
 def form_fields(form: MultiDict) -> dict:
     """Multipart text fields as JSON-typed values: integers and booleans parsed, the rest kept as text.
 
@@ -103,7 +131,7 @@ def form_fields(form: MultiDict) -> dict:
     data: dict = {}
     for key in form:
         value = form.get(key)
-        if key in INT_FIELDS and value.strip().lstrip("-").isdigit():
+        if key in INT_FIELDS and _INTEGER.fullmatch(value.strip()):
             data[key] = int(value)
         elif key in BOOL_FIELDS and value.strip().lower() in ("true", "false"):
             data[key] = value.strip().lower() == "true"

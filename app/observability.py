@@ -76,6 +76,11 @@ def begin(incoming_id: str | None) -> RequestStats:
     return stats
 
 
+def end() -> None:
+    """The request is over (its answer sent): log lines of this thread no longer belong to it."""
+    _current.set(None)
+
+
 def current() -> RequestStats | None:
     return _current.get()
 

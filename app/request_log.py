@@ -1,6 +1,12 @@
-"""Request bookkeeping: X-Request-ID, x-gateway-overhead-ms, metrics and one JSON log line per request."""
+"""Request bookkeeping: X-Request-ID, x-gateway-overhead-ms, metrics and one JSON log line per request.
+
+The request id lives in a context variable of the thread serving the request; it is cleared when
+the answer has been sent, so the server's own log lines between requests carry no stale id.
+Metric labels only take bounded values: a model name the client made up is counted as `other`.
+"""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -10,9 +16,13 @@ from app import metrics, observability
 
 log = logging.getLogger("gateway.request")
 QUIET_PATHS = ("/healthz", "/metrics")  # probes and scrapes: logged at DEBUG only
+UNKNOWN_MODEL = "other"                 # the metric label of a routed model name that is not configured
+MAX_ERROR_BODY = 16 * 1024              # error answers are small; anything larger is not one of ours
 
 
 def init_app(app: Flask) -> None:
+    known_models = frozenset(name for name, _ in app.extensions["gateway"].router.models())
+
     @app.before_request
     def start_request() -> None:
         observability.begin(request.headers.get("X-Request-ID"))
@@ -26,7 +36,8 @@ def init_app(app: Flask) -> None:
         # what the log line needs from the request, read now: a stream ends after the request context
         facts = _Facts(route=request.url_rule.rule if request.url_rule is not None else "unmatched",
                        method=request.method, path=request.path, client=request.remote_addr, scheme=request.scheme,
-                       log_prompts=current_app.extensions["gateway"].settings.log_prompts)
+                       log_prompts=current_app.extensions["gateway"].settings.log_prompts,
+                       known_model=stats.model in known_models, error=_error_of(response))
         # a body of unknown length (event streams, keep-alive JSON) is logged when it ends; a JSON answer
         # written lazily in slices still has its Content-Length, and is complete as far as we are concerned
         if response.is_streamed and response.content_length is None:
@@ -37,6 +48,7 @@ def init_app(app: Flask) -> None:
             upstream = stats.upstream_seconds()
             response.headers["x-gateway-overhead-ms"] = f"{(stats.elapsed() - upstream) * 1000:.1f}"
             _record(stats, facts, response.status_code, response.content_length or 0, False)
+        response.call_on_close(observability.end)  # after a stream's own log line, which needs the id
         return response
 
 
@@ -48,6 +60,20 @@ class _Facts:
     client: str | None
     scheme: str
     log_prompts: bool
+    known_model: bool
+    error: dict
+
+
+def _error_of(response: Response) -> dict:
+    """`error_code` and `error_param` of an error answer, read back from its JSON body."""
+    if response.status_code < 400 or response.is_streamed or (response.content_length or 0) > MAX_ERROR_BODY \
+            or response.mimetype != "application/json":
+        return {}
+    try:
+        error = json.loads(response.get_data())["error"]
+        return {"error_code": error.get("code"), "error_param": error.get("param")}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 class _ByteCounter:
@@ -72,7 +98,7 @@ def _record(stats: observability.RequestStats, facts: _Facts, status: int, size:
     total = stats.elapsed()
     upstream = stats.upstream_seconds()
     provider = stats.provider or "-"
-    model = stats.model if stats.provider else "-"  # unrouted names stay out of metric labels
+    model = "-" if not stats.provider else stats.model if facts.known_model else UNKNOWN_MODEL
     metrics.REQUESTS.labels(facts.route, model, provider, str(status)).inc()
     metrics.OVERHEAD.labels(facts.route).observe(max(0.0, total - upstream))
     if stats.provider:
@@ -90,4 +116,5 @@ def _record(stats: observability.RequestStats, facts: _Facts, status: int, size:
     if facts.log_prompts and stats.prompt is not None:
         fields["prompt"] = stats.prompt
     level = logging.DEBUG if facts.path in QUIET_PATHS and status < 400 else logging.INFO
-    log.log(level, "request", extra={"fields": {k: v for k, v in fields.items() if v is not None}})
+    fields = {k: v for k, v in fields.items() if v is not None}
+    log.log(level, "request", extra={"fields": {**fields, **facts.error}})  # an error's code and param, even null

@@ -22,7 +22,10 @@ INPUT_FIDELITIES = ("high", "low")
 MODERATIONS = ("low", "auto")
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
 QUALITIES = ("auto", "high", "medium", "low", "hd", "standard")
-SIZE_PATTERN = re.compile(r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4}|[124]K)$")
+SIZE_WORDS = ("auto", "1K", "2K", "4K")
+SIZE_WXH = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
+MIN_SIDE, MAX_SIDE = 16, 16384     # pixels; each model then allows its own sizes within these
+MAX_TOOLS = 128                    # as OpenAI's API: more is a 400, not memory spent on tools we ignore
 
 
 class StrictInteger(fields.Integer):
@@ -46,6 +49,22 @@ class StrictBoolean(fields.Field):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+def check_size(value: str) -> None:
+    """auto, 1K/2K/4K or WIDTHxHEIGHT with sides in range; the message says which part is wrong."""
+    if value in SIZE_WORDS:
+        return
+    match = SIZE_WXH.match(value)
+    if match is None:
+        raise ValidationError(f"{value[:40]!r} is not a size: use auto, WIDTHxHEIGHT (e.g. 1024x1024) or 1K/2K/4K.")
+    width, height = (int(side) if len(side) <= 6 else MAX_SIDE + 1 for side in match.groups())
+    if min(width, height) < MIN_SIDE:
+        raise ValidationError(f"{value} is too small: width and height must each be {MIN_SIDE} to {MAX_SIDE} pixels "
+                              "(the model's own sizes are listed when it refuses one).")
+    if max(width, height) > MAX_SIDE:
+        raise ValidationError(f"{value[:40]} is too large: width and height must each be {MIN_SIDE} to {MAX_SIDE} "
+                              "pixels (the model's own sizes are listed when it refuses one).")
 
 
 class MaskSchema(Schema):
@@ -76,8 +95,7 @@ class ImageParamsSchema(Schema):
     output_format = fields.String(validate=validate.OneOf(OUTPUT_FORMATS))
     partial_images = StrictInteger(validate=validate.Range(min=0, max=3))
     quality = fields.String(validate=validate.OneOf(QUALITIES))
-    size = fields.String(validate=validate.Regexp(
-        SIZE_PATTERN, error="Must be auto, WIDTHxHEIGHT (e.g. 1024x1024) or 1K/2K/4K."))
+    size = fields.String(validate=check_size)
     watermark = StrictBoolean()
 
     @validates_schema
@@ -154,10 +172,10 @@ class MessageContent(fields.Field):
             raise self.make_error("invalid")
         parts, errors = [], {}
         for index, part in enumerate(value):
-            if not isinstance(part, dict):
-                errors[index] = ["Must be an object with a type."]
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                errors[index] = ["Must be an object with a string type."]
                 continue
-            schema = _PART_SCHEMAS.get(part.get("type"))
+            schema = _PART_SCHEMAS.get(part["type"])
             if schema is None:
                 errors[index] = {"type": [f"Unsupported content part type {part.get('type')!r}; "
                                           "use 'text' or 'image_url'."]}
@@ -220,7 +238,8 @@ class MessageSchema(Schema):
 
 
 class ToolsField(fields.Field):
-    """`tools`: image_generation entries are validated in full; other tool types pass untouched.
+    """`tools`: image_generation entries are validated in full; of other tools only the type is kept
+    (the gateway makes images, it never calls them), and there are at most MAX_TOOLS.
 
     Both the seeds' nested form `{"type": "image_generation", "image_generation": {...}}` and the
     OpenAI Responses flat form `{"type": "image_generation", "size": ...}` are accepted.
@@ -231,13 +250,15 @@ class ToolsField(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, list):
             raise self.make_error("invalid")
+        if len(value) > MAX_TOOLS:
+            raise ValidationError(f"At most {MAX_TOOLS} tools per request.")
         tools, errors = [], {}
         for index, tool in enumerate(value):
             if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
                 errors[index] = {"type": ["Each tool needs a string type."]}
                 continue
             if tool["type"] != IMAGE_TOOL:
-                tools.append(tool)
+                tools.append({"type": tool["type"]})
                 continue
             nested = tool.get(IMAGE_TOOL)
             flat = {k: v for k, v in tool.items() if k not in ("type", IMAGE_TOOL)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from app.api.chat import read_json_body
+from app.request_body import read_json_body
 from app.db import DatabaseUnavailable
 from app.core.errors import AuthenticationFailed, GatewayError, InvalidRequest, RouteNotFound
 from app.errors import render

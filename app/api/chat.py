@@ -1,24 +1,20 @@
 """POST /v1/chat/completions (and /api/v1/...): image generation through chat completions."""
+import contextlib
+
 from flask import Blueprint, Response, current_app, g, request
 
-from app import answers, delivery, dispatch, keepalive, schemas, streaming
+from app import answers, delivery, dispatch, input_fetches, keepalive, schemas, streaming
 from app.answer_options import STYLE_HEADER, AnswerOptions, choose_style
-from app.chat_request import read_chat_request
-from app.core.errors import InvalidRequest
-from app.jsonio import json_response, loads
+from app.chat_request import check_message_count, read_chat_request
+from app.jsonio import json_response
+from app.request_body import read_json_body
 
 _SCHEMA = schemas.ChatRequestSchema()
 
 
-def read_json_body() -> object:
-    """The body as JSON whatever the Content-Type (curl -d sends form encoding by default)."""
-    raw = request.get_data(cache=False)
-    if not raw:
-        raise InvalidRequest("The request body is empty; send a JSON object")
-    try:
-        return loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The request body is not valid JSON") from None
+def within_budget(budget: "input_fetches.Budget | None"):
+    """Run the generation (and the threads it starts) within the request's download budget."""
+    return input_fetches.limits(budget) if budget is not None else contextlib.nullcontext()
 
 
 def answer_options(gateway) -> AnswerOptions:
@@ -64,7 +60,9 @@ def blueprint(prefix: str) -> Blueprint:
         """Validate, route the model, generate, answer in chat.completion shape (or stream chunks)."""
         gateway = current_app.extensions["gateway"]
         options = answer_options(gateway)
-        ask = read_chat_request(schemas.load(_SCHEMA, read_json_body()), gateway.settings)
+        payload = read_json_body()
+        check_message_count(payload, gateway.settings)
+        ask = read_chat_request(schemas.load(_SCHEMA, payload), gateway.settings)
         gateway.webhooks.requested_target(request.headers)  # checked now; jobs will call it when they end
         links = delivery.for_request(ask.image_response_format, "image_response_format")
         planned = dispatch.plan(gateway, ask.request)
@@ -72,7 +70,8 @@ def blueprint(prefix: str) -> Blueprint:
             writer = streaming.ChatStream(model=ask.request.model, n=ask.request.n, want_content=ask.want_content,
                                           want_tool=ask.want_tool, tool_params=planned.request.params,
                                           include_usage=ask.include_usage, options=options)
-            return stream_response(gateway, planned, writer, links)
+            with within_budget(ask.download_budget):
+                return stream_response(gateway, planned, writer, links)
 
         def produce() -> Response:
             result, route = dispatch.run(gateway, planned)
@@ -84,6 +83,7 @@ def blueprint(prefix: str) -> Blueprint:
             headers = {**dispatch.answer_headers(route, result), **delivery.inline_fallback_headers(links, result)}
             return json_response(body, headers=headers)
 
-        return json_answer(gateway, produce)
+        with within_budget(ask.download_budget):
+            return json_answer(gateway, produce)
 
     return bp

@@ -2,10 +2,11 @@
 from flask import Blueprint, Response, current_app, request
 
 from app import answers, delivery, dispatch, schemas, streaming
-from app.api.chat import answer_options, json_answer, read_json_body, stream_response
+from app.api.chat import answer_options, json_answer, stream_response, within_budget
 from app.core.errors import InvalidRequest, ProviderRejected
-from app.images_request import form_fields, json_references, read_images_request, uploaded_images
+from app.images_request import form_fields, json_references, read_form, read_images_request, uploaded_images
 from app.jsonio import json_response
+from app.request_body import read_json_body
 
 _GENERATION = schemas.ImagesGenerationSchema()
 _EDIT = schemas.ImagesEditSchema()
@@ -25,8 +26,9 @@ def blueprint(prefix: str) -> Blueprint:
         """Multipart (`image`, `image[]`, `mask` files) or JSON (`images` / `mask` references)."""
         settings = current_app.extensions["gateway"].settings
         if request.mimetype == "multipart/form-data":
-            data = schemas.load(_EDIT, form_fields(request.form))
-            images, mask = uploaded_images(request.files, settings)
+            form, files = read_form(request)
+            data = schemas.load(_EDIT, form_fields(form))
+            images, mask = uploaded_images(files, settings)
         else:
             data = schemas.load(_EDIT, read_json_body())
             images, mask = json_references(data, settings)
@@ -46,8 +48,9 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     links = delivery.for_request(ask.response_format, "response_format")
     planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
-        return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options),
-                               links)
+        with within_budget(ask.download_budget):
+            return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options),
+                                   links)
 
     def produce() -> Response:
         result, route = dispatch.run(gateway, planned)
@@ -61,4 +64,5 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
             headers["x-gateway-finish-reason"] = result.finish_reason
         return json_response(answers.images_response(result, planned.request.params, options), headers=headers)
 
-    return json_answer(gateway, produce)
+    with within_budget(ask.download_budget):
+        return json_answer(gateway, produce)

@@ -57,18 +57,18 @@ class WebhookSender:
         try:
             check_target(delivery.url, self.allow_private)  # its host may resolve elsewhere by now
         except TargetRefused as exc:
-            return Outcome(False, str(exc), permanent=True)
+            return Outcome(False, exc.detail, permanent=True)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    **signed_headers(self.secret, delivery.id, delivery.body, int(self.clock()))}
         try:
             response = self._session.post(delivery.url, data=delivery.body, headers=headers, timeout=self.timeout,
                                           allow_redirects=False)
         except DownloadRefused as exc:
-            return Outcome(False, exc.message, permanent=True)
+            return Outcome(False, exc.detail, permanent=True)
         except requests.RequestException as exc:
             refused = _refusal(exc)
             if refused is not None:
-                return Outcome(False, refused.message, permanent=True)
+                return Outcome(False, refused.detail, permanent=True)
             return Outcome(False, f"{type(exc).__name__} calling the webhook URL")
         with response:
             if 200 <= response.status_code < 300:

@@ -7,7 +7,12 @@ MAX_URL_LENGTH = 2048
 
 
 class TargetRefused(Exception):
-    """A webhook URL the gateway will not call; the message says why (never a secret)."""
+    """A webhook URL the gateway will not call; the message says why (never a secret), as much as a
+    client may read; `detail`, for the log, also says why a host was refused."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 def check_target(url: str, allow_private: bool) -> str:
@@ -19,5 +24,5 @@ def check_target(url: str, allow_private: bool) -> str:
     try:
         check_url(url, allow_private, what="webhook", schemes=schemes)
     except DownloadRefused as exc:
-        raise TargetRefused(exc.message) from None
+        raise TargetRefused(exc.message, exc.detail) from None
     return url

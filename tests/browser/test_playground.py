@@ -268,8 +268,8 @@ def test_wrong_key_shows_the_api_message(page, watch, playground_gateway):
 
 
 @pytest.mark.parametrize("size, message, detail", [
-    ("8x8", "tools[0].image_generation.size: Must be auto, WIDTHxHEIGHT", "param: tools[0].image_generation.size"),
-    ("10x10", "local-image does not make 10x10 images", "code: unsupported_size"),
+    ("8x8", "tools[0].image_generation.size: 8x8 is too small", "param: tools[0].image_generation.size"),
+    ("5000x5000", "local-image does not make 5000x5000 images", "code: unsupported_size"),
 ])
 def test_validation_errors_show_the_api_message(page, watch, playground_gateway, size, message, detail):
     load_models(page)

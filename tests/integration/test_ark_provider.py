@@ -115,8 +115,10 @@ def test_a_url_answer_on_a_loopback_address_is_refused_by_the_download_guard(str
     response = post(strict_gateway, chat_body(model=V40), headers)
     assert response.status_code == 502
     error = response.json()["error"]
-    assert error["type"] == "upstream_error" and "private" in error["message"]
+    assert error["type"] == "upstream_error" and "could not fetch" in error["message"]
+    assert "private" not in error["message"]  # why is for the log, not for the client
     assert ark.received("/results/only.jpeg") == []
+    assert "a private or reserved address" in strict_gateway.log()
 
 
 def test_an_image_blocked_inside_the_answer_is_content_filter(gateway, ark, headers):

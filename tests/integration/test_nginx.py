@@ -385,3 +385,76 @@ def test_a_picture_link_is_sent_by_nginx_through_x_accel_redirect(edge, client, 
         stored = next(path for path in nginx.pictures.rglob("*.png"))
         direct = browser.get(nginx.url + ACCEL_PREFIX + str(stored.relative_to(nginx.pictures)), timeout=10)
         assert direct.status_code == 404 and direct.json()["error"]["code"] == "image_not_found"
+
+
+# ----- malformed HTTP: whatever nginx answers itself is JSON too -----
+
+MALFORMED = {
+    "garbage request line": b"\x16\x03\x01 hello\r\n\r\n",
+    "bad method characters": b"GE(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "NUL in a header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "bare CR in a header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+    "no Host with HTTP/1.1": b"GET /healthz HTTP/1.1\r\n\r\n",
+    "duplicate Content-Length": (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                 b"Content-Length: 3\r\n\r\n{}"),
+    "Content-Length with chunked": (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    "bad chunk size": (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"zz\r\nabc\r\n0\r\n\r\n"),
+    "unknown transfer encoding": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "negative Content-Length": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "HTTP/2.0 on an HTTP/1 port": b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+    "request line too long": b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "header too long": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n",
+}
+
+
+def tls_exchange(port: int, cafile: str, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """Send raw bytes over TLS; the status, headers and body of the first answer."""
+    context = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock, \
+            context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        tls.sendall(data)
+        received = b""
+        while True:
+            try:
+                piece = tls.recv(65536)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not piece:
+                break
+            received += piece
+            head, _, body = received.partition(b"\r\n\r\n")
+            if _ and b"content-length:" in head.lower():
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 "), f"no HTTP answer: {received[:200]!r}"
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_requests_get_json_errors_from_nginx(edge, certificate, name):
+    nginx, _ = edge
+    status, headers, body = tls_exchange(nginx.https_port, str(certificate[0]), MALFORMED[name])
+    assert 400 <= status < 500, (status, body[:300])
+    assert headers["content-type"] == "application/json", body[:300]
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+
+
+def test_the_statuses_nginx_answers_itself(edge, certificate):
+    nginx, _ = edge
+    ca = str(certificate[0])
+    assert tls_exchange(nginx.https_port, ca, MALFORMED["request line too long"])[0] == 414
+    assert tls_exchange(nginx.https_port, ca, MALFORMED["header too long"])[0] == 431
+    status, headers, body = tls_exchange(nginx.https_port, ca, MALFORMED["garbage request line"])
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_http_request"
+    with socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10) as plain:  # no TLS on the TLS port
+        plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b"".join(iter(lambda: plain.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head and json.loads(body)["error"]

@@ -22,6 +22,14 @@ def procfile_command() -> str:
     raise RuntimeError("Procfile has no web: line")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident memory a process has had (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,6 +80,11 @@ class GatewayProcess:
             return
         stop_group(self.proc, timeout=15)
         self._log.close()
+
+    def worker_pids(self) -> list[int]:
+        """gunicorn's workers: the children of the master (the Procfile command execs into it)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -313,7 +313,7 @@ def test_a_url_answer_is_downloaded(mocked):
 
 def test_a_url_answer_the_guard_refuses_is_502(mocked):
     mocked.post(GENERATIONS, json=ok(data=[{"url": "http://127.0.0.1:9/result.jpeg"}]))
-    with pytest.raises(UpstreamError, match="private") as caught:
+    with pytest.raises(UpstreamError, match="could not fetch") as caught:
         make_client(allow_private=False).generate(request())
     assert caught.value.status == 502
 

@@ -91,3 +91,12 @@ def test_json_body_is_read_whatever_the_content_type(client, auth):
     response = client.post("/v1/chat/completions", headers=auth, content_type="application/x-www-form-urlencoded",
                            data=b'{"model":"local-image","messages":[{"role":"user","content":"x"}],"modalities":["image"]}')
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path, allowed", [("/healthz", "GET, HEAD"), ("/v1/chat/completions", "POST"),
+                                           ("/", "GET, HEAD"), ("/static/playground.js", "GET, HEAD")])
+def test_options_is_answered_in_json_not_flasks_empty_html(client, path, allowed):
+    response = client.open(path, method="OPTIONS")
+    assert response.status_code == 405 and response.mimetype == "application/json"
+    assert response.json["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == allowed

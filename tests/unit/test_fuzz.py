@@ -1,5 +1,6 @@
 """Property-based fuzzing of every generation route: whatever the body and headers, the gateway
 answers without a 5xx of its own, with OpenAI-style JSON errors, and without a secret in sight."""
+import base64
 import json
 import re
 
@@ -220,3 +221,63 @@ def test_well_formed_requests_succeed(fuzz_client, model, params, n, stream, for
         response = send(fuzz_client, "/v1/chat/completions", body, {"Authorization": f"Bearer {CLIENT_KEY}"})
         check(response, "/v1/chat/completions")
     assert response.status_code == 200, response.get_data()[:300]
+
+
+# ----- structural limits: the answer is exactly what the limits say, whatever the shape -----
+
+LIMITS = {"GATEWAY_MAX_MESSAGES": "6", "GATEWAY_MAX_INPUT_IMAGES": "4", "GATEWAY_MAX_IMAGE_BYTES": "3000",
+          "GATEWAY_MAX_TOTAL_IMAGE_BYTES": "7000"}
+
+
+@pytest.fixture(scope="module")
+def limited_client():
+    from app import create_app
+    return create_app({"GATEWAY_API_KEYS": CLIENT_KEY, **LIMITS}).test_client()
+
+
+def expected_refusal(depth: int, padding: int, turns: list[list[int]]) -> tuple[int, str | None]:
+    """The status and error code the limits call for: shape first, then messages, then images in order."""
+    from app.request_body import MAX_JSON_DEPTH, MAX_JSON_VALUES
+    if depth + 1 > MAX_JSON_DEPTH:
+        return 400, "json_too_deep"
+    if padding > MAX_JSON_VALUES:
+        return 400, "json_too_complex"
+    if len(turns) > int(LIMITS["GATEWAY_MAX_MESSAGES"]):
+        return 400, "too_many_messages"
+    total = 0
+    for count, size in enumerate((size for turn in turns for size in turn), start=1):
+        if count > int(LIMITS["GATEWAY_MAX_INPUT_IMAGES"]):
+            return 400, "too_many_images"
+        if size > int(LIMITS["GATEWAY_MAX_IMAGE_BYTES"]):
+            return 413, "image_too_large"
+        total += size
+        if total > int(LIMITS["GATEWAY_MAX_TOTAL_IMAGE_BYTES"]):
+            return 413, "images_too_large"
+    return 200, None
+
+
+def image_of(size: int) -> str:
+    from tests.support.images import PNG_BYTES
+    return "data:image/png;base64," + base64.b64encode(PNG_BYTES + b"\0" * (size - len(PNG_BYTES))).decode()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(depth=st.one_of(st.integers(0, 70), st.just(1000)),
+       padding=st.one_of(st.integers(0, 500), st.integers(100_050, 150_000)),
+       turns=st.lists(st.lists(st.integers(100, 3500), max_size=3), min_size=1, max_size=8),
+       roles=st.lists(st.sampled_from(["user", "assistant"]), min_size=8, max_size=8))
+def test_structural_limits_decide_the_answer(limited_client, depth, padding, turns, roles):
+    messages = []
+    for index, sizes in enumerate(turns):
+        role = "user" if index == len(turns) - 1 else roles[index]
+        parts = [{"type": "text", "text": f"turn {index}"}] + [
+            {"type": "image_url", "image_url": {"url": image_of(size)}} for size in sizes]
+        messages.append({"role": role, "content": parts})
+    body = {"model": "local-image", "modalities": ["image"], "messages": messages,
+            "tools": [{"type": "image_generation", "image_generation": {"size": "16x16"}}],
+            "metadata": json.loads("[" * depth + "]" * depth) if depth else None, "padding": [0] * padding}
+    response = send(limited_client, "/v1/chat/completions", body, {"Authorization": f"Bearer {CLIENT_KEY}"})
+    check(response, "/v1/chat/completions")
+    status, code = expected_refusal(depth, padding, turns)
+    assert (response.status_code, response.json.get("error", {}).get("code")) == (status, code), response.json

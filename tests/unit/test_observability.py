@@ -139,3 +139,56 @@ def test_streamed_answers_are_logged_when_the_stream_ends(client, auth, caplog):
     response.close()
     (line,) = request_lines(caplog)
     assert line.fields["stream"] is True and line.fields["bytes"] == len(body) and line.fields["images"] == 1
+
+
+def test_made_up_model_names_that_route_are_counted_as_other(client, auth):
+    """local-* and vendor/* route anything: label only configured names, else series grow without end."""
+    before = metric(client, "gateway_requests_total", model="other", provider="local", status="200")
+    for index in range(30):
+        client.post("/v1/chat/completions", json=chat_body(model=f"local-made-up-{index}", tool={"size": "16x16"}),
+                    headers=auth)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "local-made-up" not in text
+    assert metric(client, "gateway_requests_total", model="other", provider="local", status="200") == before + 30
+    client.post("/v1/chat/completions", json=chat_body(model="local-image", tool={"size": "16x16"}), headers=auth)
+    assert metric(client, "gateway_requests_total", model="local-image", status="200") >= 1
+
+
+@pytest.mark.parametrize("environ, headers", [
+    ({"REMOTE_ADDR": "203.0.113.9"}, {}),                      # another machine
+    ({}, {"X-Forwarded-For": "203.0.113.9"}),                  # through a proxy on this machine (nginx)
+    ({}, {"Forwarded": "for=203.0.113.9"}),
+])
+def test_metrics_without_a_token_are_for_this_machine_only(client, environ, headers):
+    response = client.get("/metrics", environ_base=environ, headers=headers)
+    assert response.status_code == 403 and response.json["error"]["type"] == "permission_error"
+    assert "GATEWAY_METRICS_TOKEN" in response.json["error"]["message"]
+    assert client.get("/metrics").status_code == 200  # a scraper on the machine itself
+
+
+def test_a_metrics_token_is_needed_from_everywhere_once_set(make_app):
+    client = make_app(GATEWAY_METRICS_TOKEN="scrape-me").test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"},
+                      headers={"Authorization": "Bearer scrape-me", "X-Forwarded-For": "1.2.3.4"}).status_code == 200
+
+
+def test_error_answers_are_logged_with_their_code_and_param(client, auth, caplog):
+    caplog.set_level(logging.INFO, logger="gateway")
+    client.post("/v1/chat/completions", json=chat_body(tool={"size": "7x7"}), headers=auth)
+    client.post("/v1/chat/completions", json=chat_body(model="nope"), headers=auth)
+    client.post("/v1/chat/completions", json=chat_body(tool={"size": "16x16"}), headers=auth)
+    bad_size, unknown, fine = (line.fields for line in request_lines(caplog))
+    assert (bad_size["error_code"], bad_size["error_param"]) == (None, "tools[0].image_generation.size")
+    assert (unknown["error_code"], unknown["error_param"]) == ("model_not_found", "model")
+    assert "error_code" not in fine and "error_param" not in fine
+
+
+def test_the_request_id_is_cleared_once_the_answer_is_sent(client, auth):
+    """Else the server's own log lines between requests carry the last request's id."""
+    from app import observability
+    response = client.get("/v1/models", headers={**auth, "X-Request-ID": "req-gone"})
+    assert response.headers["X-Request-ID"] == "req-gone"
+    response.close()
+    assert observability.current() is None
+    record = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, "Closing connection.", None, None)
+    assert json.loads(JsonFormatter().format(_with_request_id(record)))["request_id"] == "-"

@@ -96,6 +96,20 @@ def test_invalid_requests_name_the_dotted_path(payload, param):
     assert caught.value.message.startswith(param + ": ")
 
 
+@pytest.mark.parametrize("size, says", [
+    ("7x7", "7x7 is too small: width and height must each be 16 to 16384 pixels"),
+    ("15x1024", "15x1024 is too small"),
+    ("20000x20000", "20000x20000 is too large: width and height must each be 16 to 16384 pixels"),
+    ("1" * 5000 + "x1024", "is too large"),
+    ("0512x512", "is not a size: use auto, WIDTHxHEIGHT (e.g. 1024x1024) or 1K/2K/4K"),
+    ("large", "'large' is not a size"),
+])
+def test_a_refused_size_says_what_is_wrong(size, says):
+    with pytest.raises(InvalidRequest) as caught:
+        load(SCHEMA, body(tools=tool(size=size)))
+    assert says in caught.value.message and caught.value.param == "tools[0].image_generation.size"
+
+
 @pytest.mark.parametrize("payload", [[], "text", 3, None])
 def test_body_must_be_an_object(payload):
     with pytest.raises(InvalidRequest, match="JSON object"):
