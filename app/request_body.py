@@ -12,7 +12,7 @@ import re
 
 from flask import Flask, request
 
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.jsonio import loads
 
 MAX_JSON_DEPTH = 64          # chat bodies nest 6 deep; JSON-schema tool parameters a dozen or so

@@ -5,7 +5,7 @@ import pytest
 from werkzeug.test import encode_multipart
 
 from app import request_body
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.request_body import MAX_JSON_DEPTH, MAX_JSON_VALUES, check_json_shape
 from tests.conftest import chat_body
 from tests.support.images import PNG_BYTES, PNG_DATA_URL
