@@ -90,7 +90,6 @@ class Settings:
     default_image_model: str = DEFAULT_IMAGE_MODEL
     log_prompts: bool = False
     metrics_token: str | None = None
-    config_file: str | None = None
     routing: routing_config.RoutingConfig | None = None   # from GATEWAY_CONFIG
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
@@ -163,7 +162,6 @@ class Settings:
             default_image_model=env.text("GATEWAY_DEFAULT_IMAGE_MODEL") or DEFAULT_IMAGE_MODEL,
             log_prompts=env.flag("GATEWAY_LOG_PROMPTS", False),
             metrics_token=env.text("GATEWAY_METRICS_TOKEN") or None,
-            config_file=env.text("GATEWAY_CONFIG") or None,
             routing=_routing(env.text("GATEWAY_CONFIG"), mapping),
             max_attempts=int(env.number("GATEWAY_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1)),
             retry_backoff=env.number("GATEWAY_RETRY_BACKOFF_SECONDS", DEFAULT_RETRY_BACKOFF, minimum=0),

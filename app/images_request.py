@@ -29,7 +29,6 @@ _INTEGER = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: "²" passes str.isd
 class ImagesAsk:
     request: ImageRequest
     stream: bool
-    requested: dict
     response_format: str = "b64_json"  # or "url" (DESIGN §8)
     download_budget: Budget | None = None
 
@@ -58,7 +57,7 @@ def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = 
         param_prefix="",
         prompt_param="prompt",
     )
-    return ImagesAsk(request=request, stream=stream, requested=params,
+    return ImagesAsk(request=request, stream=stream,
                      response_format=data.get("response_format") or "b64_json",
                      download_budget=budget)
 

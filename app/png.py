@@ -1,4 +1,4 @@
-"""A minimal PNG encoder (stdlib zlib + struct): enough for placeholder pictures and test fixtures."""
+"""A minimal PNG encoder (stdlib zlib + struct): enough for the local provider's placeholder pictures."""
 from __future__ import annotations
 
 import struct
@@ -20,9 +20,3 @@ def encode_png(width: int, height: int, rows: Iterable[bytes], *, alpha: bool = 
     parts.append(compressor.flush())
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts))
             + _chunk(b"IEND", b""))
-
-
-def solid_png(width: int, height: int, rgb: tuple[int, int, int] = (40, 90, 200)) -> bytes:
-    """A one-colour picture, handy as a fixture."""
-    row = bytes(rgb) * width
-    return encode_png(width, height, (row for _ in range(height)))

@@ -14,8 +14,8 @@ import itertools
 import threading
 from urllib.parse import parse_qs
 
-from app.png import solid_png
 from tests.support.fake_upstream import Recorded, Reply
+from tests.support.images import solid_png
 
 POLLS_PENDING = 1
 RESULTS = "/results/"

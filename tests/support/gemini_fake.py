@@ -4,9 +4,9 @@ from __future__ import annotations
 import base64
 import re
 
-from app.png import solid_png
 from tests.conftest import GEMINI_KEY
 from tests.support.fake_upstream import Recorded, Reply
+from tests.support.images import solid_png
 
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|predict)$")
 TEXT = "Here is your picture."

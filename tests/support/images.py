@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import base64
 
-from app.png import solid_png
+from app.png import encode_png
+
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int] = (40, 90, 200)) -> bytes:
+    """A one-colour picture of the given size, drawn with the project's encoder."""
+    row = bytes(rgb) * width
+    return encode_png(width, height, (row for _ in range(height)))
+
 
 PNG_BYTES = solid_png(8, 6)
 PNG_B64 = base64.b64encode(PNG_BYTES).decode()

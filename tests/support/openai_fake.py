@@ -5,8 +5,8 @@ import base64
 import json
 import time
 
-from app.png import solid_png
 from tests.support.fake_upstream import Recorded, Reply
+from tests.support.images import solid_png
 
 
 def image_b64(index: int = 0, width: int = 16, height: int = 16) -> str:

@@ -10,8 +10,8 @@ import hashlib
 import secrets
 import time
 
-from app.png import solid_png
 from tests.support.fake_upstream import Recorded, Reply
+from tests.support.images import solid_png
 
 SHORT_SIDE = 16
 TIER_SCALE = {"1K": 1, "2K": 2, "4K": 4}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import itertools
 
-from app.png import solid_png
 from tests.support.fake_upstream import Recorded, Reply
+from tests.support.images import solid_png
 
 RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto")
 LONG_SIDE = {"1k": 64, "2k": 128}

@@ -5,8 +5,7 @@ import pytest
 
 from app import answers, jsonio
 from app.core.result import GeneratedImage, ImageResult, Usage
-from app.png import solid_png
-from tests.support.images import JPEG_B64
+from tests.support.images import JPEG_B64, solid_png
 
 PNG = base64.b64encode(solid_png(40, 30)).decode()
 

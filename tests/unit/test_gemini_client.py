@@ -144,7 +144,9 @@ def test_without_a_conversation_the_prompt_and_its_images_are_sent(mocked):
 
 def test_a_base_url_that_already_names_the_api_version_is_not_doubled(mocked):
     mocked.post(ENDPOINT, json=answer(inline()))
-    make_client(GEMINI_BASE + "/v1beta").generate(ask())
+    result = make_client(GEMINI_BASE + "/v1beta").generate(ask())
+    assert mocked.calls[0].request.url == ENDPOINT  # /v1beta once, not /v1beta/v1beta
+    assert len(result.images) == 1
 
 
 @pytest.mark.parametrize("size, ratio", [("1024x1024", "1:1"), ("1536x1024", "3:2"), ("1024x1536", "2:3"),

@@ -4,6 +4,7 @@ Every import counts, including those inside functions and under TYPE_CHECKING: a
 function body is still a cycle a reader has to untangle.
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,14 @@ def test_only_the_transport_touches_requests(module):
     names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert ("requests" in names) == (module == "app.providers.transport")
+
+
+def test_the_readme_development_map_names_every_module_of_the_core_the_providers_and_the_app_root():
+    """The map in README.md is how a newcomer finds a module: a module it does not name is lost."""
+    readme = (APP.parent / "README.md").read_text()
+    start = readme.index("## Development")
+    block = readme[readme.index("```", start):readme.index("```", readme.index("```", start) + 3)]
+    shown = {Path(path).name for path in MODULES.values()
+             if path.parent in (APP, APP / "core", APP / "providers") and path.name != "__init__.py"}
+    missing = sorted(name for name in shown if not re.search(rf"(?<![\w.]){re.escape(name)}\b", block))
+    assert missing == []

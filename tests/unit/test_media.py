@@ -6,8 +6,7 @@ import pytest
 from app.core.errors import InvalidRequest
 from app.media import (decode_data_url, image_size, image_size_b64, sniff_mime, sniff_mime_b64, strip_data_url,
                        to_data_url)
-from app.png import solid_png
-from tests.support.images import GIF_BYTES, JPEG_B64, JPEG_BYTES, PNG_BYTES, WEBP_BYTES
+from tests.support.images import GIF_BYTES, JPEG_B64, JPEG_BYTES, PNG_BYTES, WEBP_BYTES, solid_png
 
 
 @pytest.mark.parametrize("data, mime", [(PNG_BYTES, "image/png"), (JPEG_BYTES, "image/jpeg"),

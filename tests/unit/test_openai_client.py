@@ -202,9 +202,11 @@ def test_url_answers_are_downloaded(mocked):
 
 
 def test_organization_and_project_headers_from_options(mocked):
-    mocked.post(GENERATIONS, json=ok(), match=[matchers.header_matcher(
-        {"OpenAI-Organization": "org-1", "OpenAI-Project": "proj-1"})])
+    mocked.post(GENERATIONS, json=ok())
     make_client(organization="org-1", project="proj-1").generate(ImageRequest("gpt-image-1", "x"))
+    headers = sent(mocked.calls[0]).headers
+    assert (headers["openai-organization"], headers["openai-project"]) == ("org-1", "proj-1")
+    assert headers["authorization"] == f"Bearer {KEY}"
 
 
 # ----- failure modes -----

@@ -276,15 +276,20 @@ def test_more_image_only_models_can_be_configured(mocked):
 
 
 def test_attribution_headers_from_options(mocked):
-    mocked.post(CHAT, json=answer(), match=[matchers.header_matcher({
-        "Authorization": f"Bearer {KEY}", "HTTP-Referer": "https://app.example", "X-Title": "Lantern Studio",
-        "X-OpenRouter-Title": "Lantern Studio"})])
+    mocked.post(CHAT, json=answer())
     make_client(referer="https://app.example", title="Lantern Studio").generate(chat_request())
+    headers = mocked.calls[0].request.headers
+    assert {name: headers[name] for name in ("Authorization", "HTTP-Referer", "X-Title", "X-OpenRouter-Title")} == {
+        "Authorization": f"Bearer {KEY}", "HTTP-Referer": "https://app.example", "X-Title": "Lantern Studio",
+        "X-OpenRouter-Title": "Lantern Studio"}
 
 
 def test_a_title_outside_ascii_is_percent_encoded_not_a_crash(mocked):
-    mocked.post(CHAT, json=answer(), match=[matchers.header_matcher({"X-Title": "Caf%C3%A9 %E7%94%BB"})])
-    make_client(title="Café 画\n").generate(chat_request())
+    mocked.post(CHAT, json=answer())
+    result = make_client(title="Café 画\n").generate(chat_request())
+    headers = mocked.calls[0].request.headers
+    assert headers["X-Title"] == headers["X-OpenRouter-Title"] == "Caf%C3%A9 %E7%94%BB"  # one line, ASCII only
+    assert len(result.images) == 1
 
 
 def test_n_fans_out_single_image_calls(mocked):
