@@ -303,7 +303,7 @@ def test_n_fans_out_single_image_calls(mocked):
     assert usage["cost"] == pytest.approx(0.12)
 
 
-def test_supports_no_native_n():
+def test_one_picture_per_upstream_call():
     assert make_client().max_n(FLASH) == 1
 
 
