@@ -34,6 +34,9 @@ def imports_of(module: str) -> set[str]:
                 base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
             submodules = {f"{base}.{alias.name}" for alias in node.names} & set(MODULES)
             found |= submodules or {base}  # `from app import jsonio` imports app.jsonio, not the package's own code
+        elif (module == "app.providers.registry" and isinstance(node, ast.Constant)
+              and isinstance(node.value, str) and node.value.startswith("app.providers.")):
+            found.add(node.value.rpartition(".")[0])  # the registry names provider classes as "module.Class"
     return {name for name in found if name in MODULES and name != module}
 
 
@@ -42,6 +45,13 @@ GRAPH = {module: imports_of(module) for module in MODULES}
 
 def test_every_module_is_seen():
     assert {"app.core.request", "app.providers.transport", "app.config", "app.routing"} <= set(GRAPH)
+
+
+def test_the_registry_is_seen_importing_every_provider():
+    """Its entries are strings ("module.Class"); the graph still counts them as imports."""
+    providers = {m for m in MODULES if m.startswith("app.providers.")} - {
+        "app.providers.registry", "app.providers.base", "app.providers.capabilities", "app.providers.transport"}
+    assert providers <= GRAPH["app.providers.registry"]
 
 
 def test_no_import_cycle():
