@@ -24,7 +24,7 @@ DEFAULT_DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT = 30.0
 DEFAULT_FANOUT_THREADS = 4
 DEFAULT_STREAM_KEEPALIVE = 5.0
-DEFAULT_IMAGE_MODEL = "gpt-image-1"
+DEFAULT_IMAGE_MODEL = "gpt-image-2.6-flare"  # OpenAI's recommended replacement for its retired image models
 # resilience
 DEFAULT_MAX_ATTEMPTS = 3           # per channel, first try included
 DEFAULT_RETRY_BACKOFF = 0.5        # seconds; doubled each retry, with full jitter

@@ -114,9 +114,10 @@ def with_fallback(routes: list, run: Callable[[object], ImageResult], health: Ch
                   may_fall_back: Callable[[], bool] = lambda: True) -> tuple[ImageResult, object]:
     """Try `run(route)` on each route in order until one succeeds.
 
-    Cooled-down channels are tried last rather than never (better a tired channel than none). A
-    failure that is not retriable, a passed deadline, or `may_fall_back()` turning false (a stream
-    already sent part of an answer) ends the search with that failure.
+    Cooled-down channels are tried last rather than never (better a tired channel than none). An
+    upstream that does not serve the model passes the request on too (a relay behind another route may
+    still serve a retired name). A failure that is not retriable, a passed deadline, or `may_fall_back()`
+    turning false (a stream already sent part of an answer) ends the search with that failure.
     """
     ordered = [r for r in routes if not health.cooled(r.channel)] + [r for r in routes if health.cooled(r.channel)]
     last: GatewayError | None = None
@@ -125,9 +126,10 @@ def with_fallback(routes: list, run: Callable[[object], ImageResult], health: Ch
         try:
             result = run(route)
         except GatewayError as error:
-            if not policy.may_retry(error):
+            if not (policy.may_retry(error) or error.try_other_routes):
                 raise
-            health.failed(route.channel)
+            if not error.try_other_routes:  # "no such model here" says nothing about the channel's health
+                health.failed(route.channel)
             last = error
             remaining = context.remaining()
             if not may_fall_back() or (remaining is not None and remaining <= 0):

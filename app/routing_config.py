@@ -13,7 +13,7 @@ never required in the file: a channel names the environment variable that holds 
     weight = 3
 
     [models."fast-image"]
-    routes = ["openai-eu:gpt-image-1-mini", "openrouter:google/gemini-2.5-flash-image"]
+    routes = ["openai-eu:gpt-image-2.6-flare", "openrouter:google/gemini-3.1-flash-image-preview"]
     defaults = { quality = "low", size = "1024x1024" }
 
 An invalid file stops the service with a message naming the line or the key.

@@ -2,7 +2,8 @@
 
 Each class fixes the HTTP status, the OpenAI error `type` and a default `code`; the one handler in
 app/errors.py renders them. Provider clients set `retriable`, `read_timeout` and `retry_after` on
-upstream failures so that retries and fallbacks know whether asking again is safe.
+upstream failures, and `try_other_routes` when another route may serve what this one refused, so that
+retries and fallbacks know whether asking again is safe.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class GatewayError(Exception):
         self.retriable = False
         self.read_timeout = False  # the upstream may have finished (and billed) the work
         self.retry_after: float | None = None
+        # not worth asking this channel again, but another route to the same name may serve it
+        self.try_other_routes = False
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -65,6 +68,24 @@ class ModelNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class UpstreamModelNotFound(ModelNotFound):
+    """The provider answered that it does not serve the model (its 404, NOT_FOUND, model_not_found...).
+
+    Nothing was made or billed, and another route to the same name (a relay) may still serve it.
+    """
+
+    def __init__(self, message: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.try_other_routes = True
+
+
+class ModelRetired(UpstreamModelNotFound):
+    """The provider does not serve a model its vendor retired (app/providers/retired.py): the message says
+    when, and what to ask for instead."""
+
+    code = "model_retired"
 
 
 class RouteNotFound(GatewayError):

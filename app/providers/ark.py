@@ -18,13 +18,18 @@ from app.providers.capabilities import DROP, QUALITY_TIER, Bounds, Family, Sizes
 GENERATIONS = "/images/generations"  # Ark has no /images/edits: input images ride in `image`
 
 SIZE_STEP = 8  # sides of scaled-up sizes are rounded up to multiples of 8
-# Seedream 4.0 and later: WxH within 4096x4096 pixels, aspect ratio between 1:16 and 16:1
+# Sizes per model (Ark's parameter tables as copied by relays; see the README): 4.0: tiers 1K/2K/4K or WxH
+# of 1280x720 to 4096x4096 pixels; 4.5: tiers 2K/4K, WxH of 3,686,400 to 4096x4096 pixels; 5.0-lite: tiers
+# 2K/3K, WxH of 3,686,400 to 10,404,496 pixels, png or jpeg; 5.0-pro: tiers 1K/2K, WxH up to 2048x2048
+# pixels, png or jpeg. Aspect ratios within 1:16 and 16:1 everywhere.
 FREE_SIZES = Bounds(max_area=(4096, 4096), max_ratio=16)
 # Seedream 4.0: sizes under 1280x720 pixels are scaled up, ratio kept
 V40_MIN_PIXELS = 1280 * 720
-# Seedream 4.5+: tiers 2K/4K only (1K is sent as 2K), WxH from about 2560x1440 pixels
+# Seedream 4.5 and 5.0-lite: tiers from 2K (1K is sent as 2K), WxH from 2560x1440 = 3,686,400 pixels
 V45_MIN_PIXELS = 2560 * 1440
 V45_SMALLEST_TIER = "2K"  # what 1K becomes: same "ratio from the prompt" meaning, the least pixels allowed
+V50_LARGEST_TIER = "3K"   # what 4K becomes on 5.0-lite: its largest tier
+V50_MAX_PIXELS = 10_404_496
 # smaller sizes become the recommended 2K pair of the nearest aspect ratio (all at or above the minimum)
 RECOMMENDED_2K = {"1:1": "2048x2048", "4:3": "2304x1728", "3:4": "1728x2304", "16:9": "2560x1440",
                   "9:16": "1440x2560", "3:2": "2496x1664", "2:3": "1664x2496", "21:9": "3024x1296"}
@@ -37,25 +42,38 @@ SEEDEDIT_SIZE = "adaptive"
 # Seedream has no quality knob; the gateway's policy spends quality on resolution (when no size was
 # given), capped at what the family makes. SeedEdit's size is fixed, so it cannot honour quality.
 V45_QUALITY_TIER = {**QUALITY_TIER, "low": "2K", "standard": "2K", "auto": "2K"}
-OUTPUT_FORMATS = ("png", "jpeg")  # Seedream 5.0 chooses its format among these; the others make JPEG
+OUTPUT_FORMATS = ("png", "jpeg")  # Seedream 5.x chooses its format among these; the others make JPEG
 
 _PARAMS = params("size", "quality", "watermark")
-V45_SIZES = Sizes(tiers=TIERS, free=FREE_SIZES, note="1K is sent as 2K; sizes under 2560x1440 pixels become "
-                                                      "the recommended 2K size of the nearest aspect ratio")
-# Model families, told apart by name; the first that matches wins. Names matching none (4.5 and
-# whatever comes next) get the newest rules: the minimum pixel count only grew so far.
+_SMALL_40_NOTE = "sizes under 1280x720 pixels are scaled up, keeping the ratio"
+_SMALL_SIZES_NOTE = "sizes under 2560x1440 pixels become the recommended 2K size of the nearest aspect ratio"
+# Model families, told apart by name; the first that matches wins.
 SEEDEDIT = Family("seededit-3.0", ("*seededit*",), _PARAMS, Sizes(others=DROP, note="SeedEdit keeps the input "
                                                                                     "image's size"),
                   min_images=1, max_images=1)
 SEEDREAM_30 = Family("seedream-3.0-t2i", ("*seedream-3-0-t2i*",), _PARAMS, Sizes(
     tiers=("1K", "2K"), free=Bounds(max_side=V30_MAX_SIDE),
     note="1K is 1024x1024, 2K is 2048x2048; shorter sides under 512 are scaled up, keeping the ratio"), max_images=0)
-SEEDREAM_40 = Family("seedream-4.0", ("*seedream-4-0*",), _PARAMS, Sizes(
-    tiers=TIERS, free=FREE_SIZES, note="sizes under 1280x720 pixels are scaled up, keeping the ratio"), max_images=10)
-SEEDREAM_50 = Family("seedream-5.0", ("*seedream-5-0*",), _PARAMS | {"output_format"}, V45_SIZES, max_images=14)
-SEEDREAM_45 = Family("seedream-4.5+", ("*",), _PARAMS, V45_SIZES, max_images=14)
-# `sequential_image_generation` and `stream` exist from 4.0 on; older models may reject unknown keys
+SEEDREAM_40 = Family("seedream-4.0", ("*seedream-4-0*",), _PARAMS, Sizes(tiers=TIERS, free=FREE_SIZES,
+                                                                       note=_SMALL_40_NOTE), max_images=10)
+SEEDREAM_45 = Family("seedream-4.5", ("*seedream-4-5*",), _PARAMS, Sizes(
+    tiers=TIERS, free=FREE_SIZES, note="1K is sent as 2K; " + _SMALL_SIZES_NOTE), max_images=14)
+SEEDREAM_50 = Family("seedream-5.0-lite", ("*seedream-5-0-2*", "*seedream-5-0-lite*"), _PARAMS | {"output_format"},
+                     Sizes(tiers=TIERS, free=Bounds(max_ratio=16, max_pixels=V50_MAX_PIXELS),
+                           note="1K is sent as 2K and 4K as 3K, the largest 5.0-lite makes; " + _SMALL_SIZES_NOTE),
+                     max_images=14)
+SEEDREAM_50_PRO = Family("seedream-5.0-pro", ("*seedream-5-0-pro*",), _PARAMS | {"output_format"},
+                         Sizes(tiers=("1K", "2K"), free=Bounds(max_area=(2048, 2048), max_ratio=16),
+                               note=_SMALL_40_NOTE), max_images=10)
+# Names matching none (5.0-flash, 5.5, ep-... endpoint ids) get the rules the newest models share: 1K/2K
+# tiers, sizes from 1280x720 pixels (smaller ones scaled up), png or jpeg, and no sequential fields
+# (5.0-pro and -flash refuse them with a 400).
+SEEDREAM_NEXT = Family("seedream-5+", ("*",), _PARAMS | {"output_format"},
+                       Sizes(tiers=("1K", "2K"), free=FREE_SIZES, note=_SMALL_40_NOTE))
+# `sequential_image_generation` and `stream` exist from 4.0 to 5.0-lite: sent there so one call makes one picture
 SEQUENTIAL_FAMILIES = (SEEDREAM_40, SEEDREAM_45, SEEDREAM_50)
+# families whose 1K is too small for them: low qualities pick 2K
+_FROM_2K = (SEEDREAM_45, SEEDREAM_50)
 
 WATERMARK_OPTION, WATERMARK_VARIABLE = "watermark", "ARK_WATERMARK"
 
@@ -64,7 +82,8 @@ STATUS_OF_ERROR_WORD = {"BadRequest": 400, "Unauthorized": 401, "AuthenticationE
                         "AccessDenied": 403, "NotFound": 404, "TooManyRequests": 429, "RateLimitExceeded": 429,
                         "QuotaExceeded": 429, "InternalServiceError": 500, "ServiceUnavailable": 503,
                         "ServerOverloaded": 503}
-SENSITIVE_MARKER = "SensitiveContentDetected"  # Input/Output{Text,Image}SensitiveContentDetected[.suffix]
+SENSITIVE_MARKER = "SensitiveContentDetected"
+MISSING_MODEL_CODES = ("InvalidEndpointOrModel.NotFound", "ModelNotFound")  # also sent with HTTP 404  # Input/Output{Text,Image}SensitiveContentDetected[.suffix]
 
 
 def is_sensitive(code: str | None) -> bool:
@@ -79,9 +98,9 @@ class ArkClient(ProviderClient):
     env_prefix = "ARK"
     default_base_url = "https://ark.cn-beijing.volces.com/api/v3"
     model_patterns = ("doubao-*", "seedream-*", "seededit-*")
-    known_models = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128", "doubao-seedream-5-0-260128",
-                    "doubao-seedream-3-0-t2i-250415", "doubao-seededit-3-0-i2i-250628")
-    families = (SEEDEDIT, SEEDREAM_30, SEEDREAM_40, SEEDREAM_50, SEEDREAM_45)
+    known_models = ("doubao-seedream-5-0-pro-260628", "doubao-seedream-3-0-t2i-250415",
+                    "doubao-seededit-3-0-i2i-250628")
+    families = (SEEDEDIT, SEEDREAM_30, SEEDREAM_40, SEEDREAM_45, SEEDREAM_50, SEEDREAM_50_PRO, SEEDREAM_NEXT)
 
     def __init__(self, settings: ProviderSettings, downloader: Downloader, **kwargs):
         super().__init__(settings, downloader, **kwargs)
@@ -123,7 +142,7 @@ class ArkClient(ProviderClient):
             return SEEDEDIT_SIZE, ["quality"] if quality not in (None, "auto") else []
         dropped = []
         if quality is not None and size.is_auto:
-            tiers = V45_QUALITY_TIER if family.sizes is V45_SIZES else QUALITY_TIER
+            tiers = V45_QUALITY_TIER if family in _FROM_2K else QUALITY_TIER
             size = Size(min(tiers[quality], family.sizes.tiers[-1]))  # capped at the family's largest tier
         elif quality not in (None, "auto"):
             dropped.append("quality")  # next to an explicit size there is nothing left for quality to choose
@@ -133,6 +152,9 @@ class ArkClient(ProviderClient):
             raise self.refuse_size(request, family) from None
 
     # ----- hooks -----
+
+    def model_missing(self, status: int, info: ErrorInfo) -> bool:
+        return status == 404 or info.code in MISSING_MODEL_CODES
 
     def error_details(self, body: Any, status: int) -> ErrorInfo:
         """Ark's envelope: `code` is a word (InvalidParameter); `type` (BadRequest) stands in when it is missing."""
@@ -200,15 +222,18 @@ def upstream_size(family: Family, size: Size) -> str | None:
         return None
     if family is SEEDREAM_30:
         return V30_TIERS[size.tier] if size.tier else _size_30(size.width, size.height)
-    if family is SEEDREAM_40:
-        if size.tier or size.pixels >= V40_MIN_PIXELS:
-            return size
-        return "{}x{}".format(*_scale_to_pixels(size.width, size.height, V40_MIN_PIXELS))
-    if size.tier:
-        return V45_SMALLEST_TIER if size.tier == "1K" else size
-    if size.pixels < V45_MIN_PIXELS:
-        return RECOMMENDED_2K[nearest_aspect_ratio(size.width, size.height, tuple(RECOMMENDED_2K))]
-    return size
+    if family in _FROM_2K:
+        if size.tier:
+            if size.tier == "1K":
+                return V45_SMALLEST_TIER
+            return V50_LARGEST_TIER if family is SEEDREAM_50 and size.tier == "4K" else size
+        if size.pixels < V45_MIN_PIXELS:
+            return RECOMMENDED_2K[nearest_aspect_ratio(size.width, size.height, tuple(RECOMMENDED_2K))]
+        return size
+    # 4.0, 5.0-pro and newer: tiers as asked, sizes under 1280x720 pixels scaled up keeping the ratio
+    if size.tier or size.pixels >= V40_MIN_PIXELS:
+        return size
+    return "{}x{}".format(*_scale_to_pixels(size.width, size.height, V40_MIN_PIXELS))
 
 
 def _scale_to_pixels(width: int, height: int, pixels: int) -> tuple[int, int]:

@@ -8,12 +8,13 @@ from typing import Any, Callable, Iterator
 
 from app import input_fetches, jsonio
 from app.core.errors import (GatewayError, InvalidRequest, PayloadTooLarge, ProviderRejected, RateLimited,
-                             UpstreamError, UpstreamTimeout)
+                             UpstreamError, UpstreamModelNotFound, UpstreamTimeout)
 from app.core.request import ImageRef, ImageRequest
 from app.core.result import GeneratedImage, ImageResult
 from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
 from app.media import decode_data_url
+from app.providers import retired
 from app.providers.capabilities import Family, family_of, matches
 from app.providers.transport import JSON_ANSWER, Transport  # noqa: F401  (JSON_ANSWER: for provider modules)
 
@@ -107,13 +108,15 @@ class ProviderClient:
 
     def generate(self, request: ImageRequest) -> ImageResult:
         honoured, family, dropped = self.prepare(request, streaming=False)
-        return _dropping(self.make_images(honoured, family), dropped)
+        with retired.explained(request.model, self.name):
+            return _dropping(self.make_images(honoured, family), dropped)
 
     def generate_streaming(self, request: ImageRequest,
                            on_partial: Callable[[int, GeneratedImage], None]) -> ImageResult:
         """Like `generate`, calling `on_partial(partial_index, image)` for each preview frame."""
         honoured, family, dropped = self.prepare(request, streaming=True)
-        return _dropping(self.stream_images(honoured, family, on_partial), dropped)
+        with retired.explained(request.model, self.name):
+            return _dropping(self.stream_images(honoured, family, on_partial), dropped)
 
     def make_images(self, request: ImageRequest, family: Family) -> ImageResult:
         """The upstream call(s) for a checked request holding only parameters `family` honours."""
@@ -182,6 +185,11 @@ class ProviderClient:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
 
+    def model_missing(self, status: int, info: ErrorInfo) -> bool:
+        """Does this failure say the upstream does not serve the model? OpenAI's way by default: a 404, or
+        the code model_not_found. (Then a retired model is answered as such: app/providers/retired.py.)"""
+        return status == 404 or info.code == "model_not_found"
+
     def error_details(self, body: Any, status: int) -> ErrorInfo:
         """Message, code and param of an upstream error body; OpenAI's envelope by default."""
         error = body.get("error") if isinstance(body, dict) else None
@@ -220,6 +228,9 @@ class ProviderClient:
             return UpstreamError(f"{self.name} refused the gateway's credentials (HTTP {status}){detail}; "
                                  f"the operator should check {variable}", provider=self.name,
                                  code="upstream_auth_failed")
+        if 400 <= status < 500 and self.model_missing(status, info):
+            return UpstreamModelNotFound(f"{self.name} does not serve this model{said}", param="model",
+                                         provider=self.name)
         if status == 429:
             return RateLimited(f"{self.name} rate limit reached{said}", retry_after=retry_after_seconds,
                                provider=self.name)

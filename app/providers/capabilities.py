@@ -20,6 +20,8 @@ PARAMETERS = ("background", "input_fidelity", "moderation", "output_compression"
               "partial_images", "quality", "size", "style", "watermark")
 # aspect ratios Gemini and OpenRouter accept in image_config / imageConfig (§F.2)
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+# gemini-3.1-flash-image (and its Lite sibling) also make very tall and very wide pictures: 14 ratios in all
+WIDE_ASPECT_RATIOS = ASPECT_RATIOS + ("1:4", "4:1", "1:8", "8:1")
 # quality -> size tier, where a provider's only quality knob is resolution (LiteLLM's mapping, §F.1)
 QUALITY_TIER = {"low": "1K", "standard": "1K", "auto": "1K", "medium": "2K", "high": "4K", "hd": "4K"}
 
@@ -52,12 +54,16 @@ class Bounds:
     max_side: int | None = None
     max_area: tuple[int, int] | None = None   # at most this many pixels (as W x H), e.g. 3840x2160
     max_ratio: int | None = None
+    min_pixels: int | None = None             # at least this many pixels (W * H)
+    max_pixels: int | None = None             # at most this many pixels, where no W x H pair says it
 
     def fit(self, width: int, height: int) -> bool:
         return (width % self.multiple == 0 and height % self.multiple == 0
                 and (self.min_side is None or min(width, height) >= self.min_side)
                 and (self.max_side is None or max(width, height) <= self.max_side)
                 and (self.max_area is None or width * height <= self.max_area[0] * self.max_area[1])
+                and (self.min_pixels is None or width * height >= self.min_pixels)
+                and (self.max_pixels is None or width * height <= self.max_pixels)
                 and (self.max_ratio is None or max(width, height) <= self.max_ratio * min(width, height)))
 
     def describe(self) -> str:
@@ -74,6 +80,10 @@ class Bounds:
             words.append(f"aspect ratio between 1:{self.max_ratio} and {self.max_ratio}:1")
         if self.max_area is not None:
             words.append(f"at most {self.max_area[0]}x{self.max_area[1]} pixels")
+        if self.min_pixels is not None:
+            words.append(f"at least {self.min_pixels:,} pixels")
+        if self.max_pixels is not None:
+            words.append(f"at most {self.max_pixels:,} pixels")
         return "any WIDTHxHEIGHT" + (" with " + ", ".join(words) if words else "")
 
 

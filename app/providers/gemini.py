@@ -6,13 +6,14 @@ from typing import Any
 from urllib.parse import quote
 
 from app.core.conversation import text_of, turn_parts
-from app.core.errors import GatewayError, ModelNotFound, UpstreamError, UpstreamTimeout
+from app.core.errors import GatewayError, UpstreamError, UpstreamModelNotFound, UpstreamTimeout
 from app.core.request import TIERS, ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.capabilities import ASPECT_RATIOS, DROP, Family, Sizes, params, ratio_and_tier
+from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, params,
+                                        ratio_and_tier)
 
 API_VERSION = "v1beta"
 GENERATE = "generateContent"
@@ -20,11 +21,21 @@ PREDICT = "predict"
 RESPONSE_MODALITIES = ["TEXT", "IMAGE"]
 IMAGEN_MIME = {"png": "image/png", "jpeg": "image/jpeg"}  # Imagen writes no webp
 
-# generateContent takes size and quality (imageConfig); imageSize exists for the gemini-3 image models
-# only, 2.5-flash makes 1K and nothing else. Imagen (:predict) also writes png or jpeg, compressed.
-# Neither takes a mask; Imagen makes pictures from text only, up to 4 per call (sampleCount).
+# generateContent takes size and quality (imageConfig: aspectRatio, imageSize). The current models (December
+# 2026, Google's model pages): gemini-3.1-flash-image (Nano Banana 2: 14 ratios, 1K/2K/4K and a 512 tier the
+# gateway's size vocabulary does not name), gemini-3.1-flash-lite-image (Nano Banana 2 Lite: 1K only),
+# gemini-3-pro-image(-preview) (Nano Banana Pro: 10 ratios, 1K/2K/4K); up to 14 input images. None takes
+# a mask. Retired (app/providers/retired.py) but still declared for relays: gemini-2.5-flash-image (1K
+# only) and Imagen (:predict; png or jpeg, compressed; text only, up to 4 pictures per call).
 _GEMINI = params("size", "quality")
-GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP))
+GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("gemini-3.1-flash-image*",), _GEMINI,
+                         Sizes(tiers=TIERS, ratios=WIDE_ASPECT_RATIOS, others=DROP), max_images=14)
+GEMINI_31_FLASH_LITE = Family("gemini-3.1-flash-lite-image", ("gemini-3.1-flash-lite-image*",), _GEMINI,
+                              Sizes(tiers=("1K",), ratios=WIDE_ASPECT_RATIOS, others=DROP))
+GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP),
+                  max_images=14)
+# Gemini 3 image models sign their answers (thoughtSignature) and check the signatures of model turns sent back
+THINKING_FAMILIES = (GEMINI_31_FLASH, GEMINI_31_FLASH_LITE, GEMINI_3)
 _IMAGEN = params("size", "quality", "output_format", "output_compression")
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGEN_3 = Family("imagen-3", ("imagen-3*",), _IMAGEN,  # Imagen 3 rejects sampleImageSize
@@ -56,9 +67,9 @@ class GeminiClient(ProviderClient):
     env_prefix = "GEMINI"
     default_base_url = "https://generativelanguage.googleapis.com"
     model_patterns = ("gemini-*", "imagen-*")
-    known_models = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview",
-                    "imagen-4.0-generate-001")
-    families = (GEMINI_3, IMAGEN_3, IMAGEN, GEMINI)
+    known_models = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-3-pro-image-preview",
+                    "gemini-3.1-flash-image-preview")
+    families = (GEMINI_31_FLASH, GEMINI_31_FLASH_LITE, GEMINI_3, IMAGEN_3, IMAGEN, GEMINI)
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.settings.api_key or ""}
@@ -250,7 +261,7 @@ class GeminiClient(ProviderClient):
         if word == "DEADLINE_EXCEEDED" or status == 504:
             return UpstreamTimeout(f"gemini ran out of time (HTTP {status}){said}", provider=self.name)
         if word == "NOT_FOUND":
-            return ModelNotFound(f"gemini does not serve this model{said}", param="model", provider=self.name)
+            return UpstreamModelNotFound(f"gemini does not serve this model{said}", param="model", provider=self.name)
         if word == "FAILED_PRECONDITION":  # region or billing of the gateway's account: not the caller's fault
             return UpstreamError(f"gemini cannot serve the gateway's account (FAILED_PRECONDITION){said}; "
                                  f"the operator should check the project behind {self.key_variable}",

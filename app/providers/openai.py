@@ -27,21 +27,27 @@ def _gpt(name: str, patterns: tuple[str, ...], sizes: Sizes, edit_params: frozen
                   max_images=16, mask=True)
 
 
-GPT_IMAGE_2 = _gpt("gpt-image-2", ("gpt-image-2*",), Sizes(fixed=GPT_SIZES, tiers=TIERS, free=Bounds(
-    multiple=16, max_side=3840, max_area=(3840, 2160), max_ratio=3)))
+# The current models (December 2026), read in OpenAI's API reference and SDKs: gpt-image-2 (snapshot
+# gpt-image-2-2026-04-21), gpt-image-2.5-flare / -sunburst (snapshots -2026-09-08) and gpt-image-2.6-flare /
+# -sunburst. All take the standard sizes, auto, or any WIDTHxHEIGHT with both sides multiples of 16, the
+# longest at most 3840, a ratio within 3:1 and 655,360 to 8,294,400 pixels; quality low/medium/high/auto;
+# background transparent or opaque (transparent is "preview" on gpt-image-2); png/jpeg/webp; n 1-10;
+# partial_images 0-3; edits with up to 16 input images and a mask. (2.5 and 2.6 also know quality
+# xhigh/max, and 2.6 a `complexity` knob and gif/svg output; the gateway's request vocabulary has
+# none of these, so they are never sent.) Names matching no other family get these rules: the newest.
+GPT_IMAGE_2 = _gpt("gpt-image-2", ("*",), Sizes(fixed=GPT_SIZES, tiers=TIERS, free=Bounds(
+    multiple=16, max_side=3840, max_area=(3840, 2160), max_ratio=3, min_pixels=655_360)))
+# Retired models (app/providers/retired.py), still declared: a relay behind OPENAI_BASE_URL or a routing-file
+# channel may serve them, and then they keep their own rules.
+GPT_IMAGE_1_MINI = _gpt("gpt-image-1-mini", ("gpt-image-1-mini*",), Sizes(fixed=GPT_SIZES, tiers=("1K",)),
+                        edit_params=_GPT_EDIT - {"input_fidelity"})
+GPT_IMAGE_1 = _gpt("gpt-image-1", ("gpt-image-1*", "chatgpt-image-*"), Sizes(fixed=GPT_SIZES, tiers=("1K",)))
 DALLE3 = Family("dall-e-3", ("dall-e-3*",), params("size", "quality", "style"),
                 Sizes(fixed=("1024x1024", "1792x1024", "1024x1792"), tiers=("1K",)), prompt_limit=4000, max_images=0)
 DALLE2 = Family("dall-e-2", ("dall-e*",), params("size", "quality"),
                 Sizes(fixed=("256x256", "512x512", "1024x1024"), tiers=("1K",)), max_n=10, prompt_limit=1000,
                 max_images=1, mask=True)
-FAMILIES = (
-    GPT_IMAGE_2,
-    _gpt("gpt-image-1-mini", ("gpt-image-1-mini*",), Sizes(fixed=GPT_SIZES, tiers=("1K",)),
-         edit_params=_GPT_EDIT - {"input_fidelity"}),
-    DALLE3,
-    DALLE2,
-    _gpt("gpt-image", ("*",), Sizes(fixed=GPT_SIZES, tiers=("1K",))),  # gpt-image-1, -1.5, chatgpt-image-*
-)
+FAMILIES = (GPT_IMAGE_1_MINI, GPT_IMAGE_1, DALLE3, DALLE2, GPT_IMAGE_2)
 
 
 class OpenAIClient(ProviderClient):
@@ -50,8 +56,9 @@ class OpenAIClient(ProviderClient):
     env_prefix = "OPENAI"
     default_base_url = "https://api.openai.com/v1"
     model_patterns = ("gpt-image-*", "dall-e-*", "chatgpt-image-*")
-    known_models = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest",
-                    "dall-e-3", "dall-e-2")
+    known_models = ("gpt-image-2.6-flare", "gpt-image-2.6-sunburst", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst",
+                    "gpt-image-2.5-flare-2026-09-08", "gpt-image-2.5-sunburst-2026-09-08", "gpt-image-2",
+                    "gpt-image-2-2026-04-21")
     families = FAMILIES
 
     def auth_headers(self) -> dict[str, str]:

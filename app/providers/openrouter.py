@@ -13,7 +13,8 @@ from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.capabilities import ASPECT_RATIOS, DROP, Family, Sizes, matches, params, ratio_and_tier
+from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, matches, params,
+                                        ratio_and_tier)
 
 CHAT_PATH = "/chat/completions"
 
@@ -25,10 +26,12 @@ IMAGE_ONLY = ["image"]
 
 # The chat route carries size and quality only (as image_config); everything else a client sets is dropped.
 _PARAMS = params("size", "quality")
-# Only the Gemini 3 image models take image_config.image_size (1K/2K/4K); gemini-3.1-flash-image also
-# makes very wide and very tall pictures. A tier other models cannot make is dropped.
+# Only the Gemini 3 image models take image_config.image_size (1K/2K/4K; the Lite model 1K only);
+# gemini-3.1-flash-image also makes very wide and very tall pictures. A tier other models cannot make is dropped.
 GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("*gemini-3.1-flash-image*",), _PARAMS,
-                         Sizes(tiers=TIERS, ratios=ASPECT_RATIOS + ("1:4", "4:1", "1:8", "8:1"), others=DROP))
+                         Sizes(tiers=TIERS, ratios=WIDE_ASPECT_RATIOS, others=DROP))
+GEMINI_31_FLASH_LITE = Family("gemini-3.1-flash-lite-image", ("*gemini-3.1-flash-lite-image*",), _PARAMS,
+                              Sizes(tiers=("1K",), ratios=WIDE_ASPECT_RATIOS, others=DROP))
 GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _PARAMS, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP))
 IMAGE_ONLY_FAMILY = Family("image-only", ("black-forest-labs/*", "bytedance-seed/*", "sourceful/*"), _PARAMS,
                            Sizes(ratios=ASPECT_RATIOS, others=DROP))
@@ -43,6 +46,9 @@ NATIVE_BLOCK_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT"
                                   "BLOCKLIST", "SPII", "RECITATION", "IMAGE_RECITATION"})
 MAX_TEXT_IN_ERROR = 300
 MODERATION_BLOCKED = "moderation_blocked"
+# how OpenRouter says it has no such model: a 400 "<id> is not a valid model ID", or a 404 "No endpoints found
+# for <id>." (a plain 404 also comes for routing preferences no provider meets: that is not a missing model)
+MISSING_MODEL_PHRASES = ("is not a valid model id", "no endpoints found for ")
 
 
 class OpenRouterClient(ProviderClient):
@@ -53,10 +59,9 @@ class OpenRouterClient(ProviderClient):
     env_prefix = "OPENROUTER"
     default_base_url = "https://openrouter.ai/api/v1"
     model_patterns = ("*/*",)
-    known_models = ("google/gemini-2.5-flash-image", "google/gemini-3-pro-image-preview",
-                    "google/gemini-3.1-flash-image-preview", "openai/gpt-5-image", "black-forest-labs/flux.2-pro",
-                    "bytedance-seed/seedream-4.5")
-    families = (GEMINI_31_FLASH, GEMINI_3, IMAGE_ONLY_FAMILY, OTHERS)
+    known_models = ("google/gemini-3.1-flash-image-preview", "google/gemini-3-pro-image-preview",
+                    "openai/gpt-5-image", "black-forest-labs/flux.2-pro", "bytedance-seed/seedream-4.5")
+    families = (GEMINI_31_FLASH, GEMINI_31_FLASH_LITE, GEMINI_3, IMAGE_ONLY_FAMILY, OTHERS)
 
     def auth_headers(self) -> dict[str, str]:
         """Bearer key plus the optional app attribution OpenRouter shows in its rankings."""
@@ -165,6 +170,10 @@ class OpenRouterClient(ProviderClient):
         return GeneratedImage(b64=b64, mime=mime)
 
     # ----- errors -----
+
+    def model_missing(self, status: int, info: ErrorInfo) -> bool:
+        message = (info.message or "").lower()
+        return any(phrase in message for phrase in MISSING_MODEL_PHRASES)
 
     def error_details(self, body: Any, status: int) -> ErrorInfo:
         """OpenRouter's envelope: `metadata.raw` (the model host's own words) beats the generic message.

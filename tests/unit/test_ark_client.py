@@ -86,7 +86,8 @@ def test_seedream_4_text_to_image_sends_exactly_the_documented_body(mocked):
     (V45, "2100x900", "3024x1296"),
     (V45, "2560x1440", "2560x1440"), (V45, "3000x3000", "3000x3000"),
     (V50, "512x512", "2048x2048"), (V50, "1K", "2K"),
-    ("doubao-seedream-6-0-270101", "512x512", "2048x2048"),   # unknown newer models get the newest rules
+    ("doubao-seedream-6-0-270101", "512x512", "960x960"),   # unknown newer models get the newest rules
+    ("doubao-seedream-6-0-270101", "1K", "1K"), ("doubao-seedream-6-0-270101", "3000x2000", "3000x2000"),
     (V30, "auto", None), (V30, "1K", "1024x1024"), (V30, "2K", "2048x2048"),
     (V30, "256x256", "512x512"), (V30, "300x500", "512x856"), (V30, "1536x1024", "1536x1024"),
     (V30, "2048x512", "2048x512"),
@@ -116,7 +117,7 @@ def test_sizes_a_model_cannot_make_are_400_listing_valid_sizes_without_calling_a
     (V40, "low", "1K"), (V40, "standard", "1K"), (V40, "auto", "1K"), (V40, "medium", "2K"),
     (V40, "high", "4K"), (V40, "hd", "4K"),
     (V45, "low", "2K"), (V45, "standard", "2K"), (V45, "auto", "2K"), (V45, "medium", "2K"), (V45, "high", "4K"),
-    (V50, "hd", "4K"),
+    (V50, "hd", "3K"), (V50, "low", "2K"),  # 5.0-lite makes 2K and 3K: 4K becomes its largest tier
     (V30, "low", "1024x1024"), (V30, "medium", "2048x2048"), (V30, "high", "2048x2048"),  # 3.0 has no 4K
 ])
 def test_quality_without_a_size_becomes_a_size_tier(mocked, model, quality, upstream):
@@ -279,7 +280,8 @@ def test_n_is_fanned_out_into_single_image_calls_and_usage_summed(mocked):
 def test_ark_model_names_route_to_ark_and_known_models_are_listed(model):
     router = Router(Settings.from_env({"ARK_API_KEY": ARK_KEY}), Downloader(DownloadPolicy(1, 1, 1, False)))
     assert router.route(model).client.name == "ark"
-    assert {m for m, provider in router.models() if provider == "ark"} == {V40, V45, V50, V30, EDIT}
+    # 4.0, 4.5 and 5.0-lite were shut down on Volcengine on 2026-11-24 (app/providers/retired.py): not listed
+    assert {m for m, provider in router.models() if provider == "ark"} == {"doubao-seedream-5-0-pro-260628", V30, EDIT}
 
 
 # ----- the answer -----

@@ -192,7 +192,8 @@ def test_models_endpoint_lists_live_models_in_openai_shape(client, auth):
     response = client.get("/v1/models", headers=auth)
     assert response.json["object"] == "list"
     ids = {m["id"]: m["owned_by"] for m in response.json["data"]}
-    assert ids["local-image"] == "local" and ids["gpt-image-1"] == "openai"
+    assert ids["local-image"] == "local" and ids["gpt-image-2.6-flare"] == "openai"
+    assert "gpt-image-1" not in ids and "dall-e-3" not in ids  # retired models are not listed
     assert all(set(m) == {"id", "object", "created", "owned_by"} for m in response.json["data"])
 
 

@@ -217,7 +217,8 @@ def test_generate_content_models_fan_out_for_n(mocked):
 
 
 def test_known_models():
-    assert make_client().models() == [FLASH, PRO, "gemini-3.1-flash-image-preview", IMAGEN]
+    """Current models only: gemini-2.5-flash-image and Imagen are retired (a relay may still serve them)."""
+    assert make_client().models() == ["gemini-3.1-flash-image", "gemini-3-pro-image", PRO, "gemini-3.1-flash-image-preview"]
 
 
 # ----- answers -----
@@ -377,10 +378,12 @@ def test_permission_denied_is_a_502_keeping_googles_reason_without_the_key(mocke
 
 
 def test_an_unknown_model_is_a_404_model_not_found(mocked):
-    body = google(404, "NOT_FOUND", f"models/{FLASH} is not found for API version v1beta")
+    model = "gemini-3.9-flash-image-experimental"
+    body = google(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")
+    mocked.post(f"{GEMINI_BASE}/v1beta/models/{model}:generateContent", status=404, json=body)
     with pytest.raises(ModelNotFound, match="is not found") as caught:
-        fail(mocked, 404, body)
-    assert (caught.value.status, caught.value.param) == (404, "model")
+        make_client().generate(ask(model=model))
+    assert (caught.value.status, caught.value.param, caught.value.code) == (404, "model", "model_not_found")
 
 
 def test_failed_precondition_is_the_operators_502(mocked):

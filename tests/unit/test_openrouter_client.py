@@ -311,7 +311,8 @@ def test_known_models_are_listed_with_configured_extras():
     settings = ProviderSettings(name="openrouter", api_key=KEY, base_url=BASE, timeout=30,
                                 extra_models=("acme/painter",))
     client = OpenRouterClient(settings, Downloader(DownloadPolicy(1, 1, 1, False)))
-    assert client.models()[:2] == [FLASH, PRO] and client.models()[-1] == "acme/painter"
+    assert client.models()[:2] == [FLASH_31, PRO] and client.models()[-1] == "acme/painter"
+    assert FLASH not in client.models()  # retired at Google on 2026-10-02
     assert OpenRouterClient.serves("black-forest-labs/flux.2-pro") and not OpenRouterClient.serves("gpt-image-1")
 
 
