@@ -146,7 +146,8 @@ def test_sdk_imagen_n_is_native(sdk, gemini):
 
 def test_sdk_lists_the_gemini_models(sdk):
     ids = {model.id for model in sdk.models.list()}
-    assert {FLASH, "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview", "imagen-4.0-generate-001"} <= ids
+    assert {"gemini-3.1-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview"} <= ids
+    assert not {FLASH, "imagen-4.0-generate-001"} & ids  # retired
 
 
 @pytest.mark.parametrize("reply, status, error_type, code", [

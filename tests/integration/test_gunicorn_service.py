@@ -123,7 +123,7 @@ def test_sdk_sees_openai_errors(sdk):
 
 def test_sdk_lists_models(sdk):
     ids = {model.id for model in sdk.models.list()}
-    assert {"local-image", "gpt-image-1", "dall-e-3"} <= ids
+    assert {"local-image", "gpt-image-2.6-flare", "gpt-image-2"} <= ids and not {"gpt-image-1", "dall-e-3"} & ids
 
 
 @pytest.mark.parametrize("reply, status, error_type", [

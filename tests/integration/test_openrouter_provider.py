@@ -184,4 +184,5 @@ def test_the_sdk_sees_a_flagged_prompt_as_a_bad_request(sdk, openrouter):
 
 def test_models_lists_the_openrouter_models(sdk):
     ids = {model.id for model in sdk.models.list()}
-    assert {FLASH, PRO, "black-forest-labs/flux.2-pro", "bytedance-seed/seedream-4.5"} <= ids
+    assert {"google/gemini-3.1-flash-image-preview", PRO, "black-forest-labs/flux.2-pro",
+            "bytedance-seed/seedream-4.5"} <= ids and FLASH not in ids
