@@ -5,7 +5,9 @@ imports this file first, and the metrics directory must be set before prometheus
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -17,11 +19,17 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.db import Database
     from app.keys.store import KeyStore
+    from app.pricing import PriceBook
+    from app.quotas.admission import Quotas
+    from app.usage.ledger import Ledger
     from app.downloads import Downloader
     from app.image_store import ImageStore
     from app.resilience import ChannelHealth, RetryPolicy
     from app.routing import Router
     from app.webhooks import Webhooks
+
+
+LEDGER_SPOOL_DIR = "ledger-spool"
 
 
 @dataclass
@@ -37,6 +45,9 @@ class Gateway:
     health: "ChannelHealth"
     db: "Database"
     key_store: "KeyStore"
+    quotas: "Quotas"
+    prices: "PriceBook"
+    ledger: "Ledger"
     images: "ImageStore | None" = None  # where pictures delivered as links live (GATEWAY_IMAGE_STORE)
     webhooks: "Webhooks | None" = None  # signed deliveries to Webhook-URL receivers (GATEWAY_WEBHOOK_SECRET)
     readiness_checks: list = field(default_factory=list)  # (name, callable raising when not ready)
@@ -46,7 +57,8 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, errors, idempotency, image_store, request_body, request_log
+    from app import api, errors, idempotency, image_store, metrics, request_body, request_log
+    from app.usage import recording
     from app.auth import Authenticator
     from app.config import Settings
     from app.db import Database, migrate
@@ -54,7 +66,10 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.downloads import Downloader, DownloadPolicy
     from app.core import context
     from app.keys.store import KeyStore
+    from app.pricing import PriceBook
+    from app.quotas.admission import Quotas
     from app.resilience import ChannelHealth, RetryPolicy
+    from app.usage.ledger import Ledger
     from app.routing import Router
     from app.webhooks import Webhooks
 
@@ -74,6 +89,9 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     db = Database(settings.database_url or database_url("", settings.data_dir), pool_size=settings.db_pool_size)
     migrate.prepare(db)  # SQLite: brought up to date; PostgreSQL: checked (gunicorn checked it once before)
     key_store = KeyStore(db)
+    quotas = Quotas(db, settings.redis_url)
+    ledger = Ledger(db, os.path.join(settings.data_dir, LEDGER_SPOOL_DIR),
+                    on_lost=lambda reason: metrics.LEDGER_ROWS_LOST.labels(reason).inc())
     app.extensions["gateway"] = Gateway(
         settings=settings,
         auth=Authenticator(settings.api_keys, key_store, admin_token=settings.admin_token),
@@ -87,8 +105,13 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         webhooks=Webhooks(settings),
         db=db,
         key_store=key_store,
-        readiness_checks=[("database", db.ping)],
+        quotas=quotas,
+        prices=PriceBook.load(settings.routing.prices),
+        ledger=ledger,
+        readiness_checks=[("database", db.ping)] + ([("redis", quotas.ping)] if settings.redis_url else []),
     )
+    ledger.replay_orphans()  # rows a killed worker or a previous run left spooled
+    atexit.register(ledger.close)
     if settings.trusted_proxies:
         # only then are X-Forwarded-For/-Proto believed, and only for that many hops; -Host and -Prefix
         # never are (PaaS routers pass a client's own values through)
@@ -99,6 +122,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     app.before_request(context.begin)  # first: every later hook and view may read the request context
     request_body.init_app(app)
     request_log.init_app(app)
+    recording.init_app(app)
     idempotency.init_app(app)
     errors.init_app(app)
     api.init_app(app)

@@ -102,11 +102,14 @@ class Authenticator:
 
 
 def authenticate_request() -> ClientKey:
-    """The request's ClientKey, authenticated once and kept as `flask.g.client_key`."""
+    """The request's ClientKey, authenticated once, kept as `flask.g.client_key` and on the usage meter."""
     from flask import current_app, g, request
+
+    from app.usage import meter
 
     key = g.get("client_key")
     if key is None:
         key = current_app.extensions["gateway"].auth.authenticate(request.headers.get("Authorization"))
         g.client_key = key
+        meter.begin(key=key)
     return key

@@ -63,10 +63,13 @@ def on_starting(server):
 
     A database that cannot be used stops the service with one line and a non-zero exit.
     """
-    from app.db.migrate import startup_problem
-    problem = startup_problem(_settings.database_url)
-    if problem:
-        sys.exit(f"image-gateway: {problem}")
+    import subprocess
+
+    # in a child process: the database driver must not be imported here before workers fork (app/db/migrate.py)
+    check = subprocess.run([sys.executable, "-m", "app.db.migrate"], capture_output=True, text=True)
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines() or [f"the database check failed (exit {check.returncode})"]
+        sys.exit(f"image-gateway: {lines[-1]}")
 
 
 def child_exit(server, worker):

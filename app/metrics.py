@@ -20,6 +20,10 @@ OVERHEAD = Histogram("gateway_overhead_seconds", "Time the gateway itself spent 
 IMAGES = Counter("gateway_images_generated_total", "Images delivered to clients", ["provider"])
 PRICE_UNKNOWN = Counter("gateway_price_unknown_total", "Generations whose cost is unknown (no price row, or no usage "
                         "to price): their answers say cost null", ["provider", "model"])
+COST_USD = Counter("gateway_cost_usd_total", "US dollars spent upstream (priced calls), by provider and upstream model",
+                   ["provider", "model"])
+LEDGER_ROWS_LOST = Counter("gateway_ledger_rows_lost_total", "Usage ledger rows that could not be kept, by reason",
+                           ["reason"])
 UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Failed provider calls, by provider and answer status",
                           ["provider", "status"])
 

@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 
 from app import metrics, observability
 
@@ -37,7 +37,8 @@ def init_app(app: Flask) -> None:
         facts = _Facts(route=request.url_rule.rule if request.url_rule is not None else "unmatched",
                        method=request.method, path=request.path, client=request.remote_addr, scheme=request.scheme,
                        log_prompts=current_app.extensions["gateway"].settings.log_prompts,
-                       known_model=stats.model in known_models, error=_error_of(response))
+                       known_model=stats.model in known_models, error=_error_of(response),
+                       on_end=tuple(g.get("request_end", ())))
         # a body of unknown length (event streams, keep-alive JSON) is logged when it ends; a JSON answer
         # written lazily in slices still has its Content-Length, and is complete as far as we are concerned
         if response.is_streamed and response.content_length is None:
@@ -62,6 +63,7 @@ class _Facts:
     log_prompts: bool
     known_model: bool
     error: dict
+    on_end: tuple = ()  # callables(status, seconds) run when the answer has ended (the usage ledger's)
 
 
 def _error_of(response: Response) -> dict:
@@ -118,3 +120,5 @@ def _record(stats: observability.RequestStats, facts: _Facts, status: int, size:
     level = logging.DEBUG if facts.path in QUIET_PATHS and status < 400 else logging.INFO
     fields = {k: v for k, v in fields.items() if v is not None}
     log.log(level, "request", extra={"fields": {**fields, **facts.error}})  # an error's code and param, even null
+    for listener in facts.on_end:
+        listener(status, total)

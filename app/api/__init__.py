@@ -1,15 +1,35 @@
 """HTTP surface: thin blueprints that parse, validate, delegate and answer."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, current_app, g, request
 
 from app.api import admin, chat, health, image_links, images, metrics, models, playground
 from app.auth import authenticate_request
+from app.core.errors import GatewayError
+from app.quotas.admission import rate_headers
 
 
 def require_client_key() -> None:
-    """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key`."""
-    authenticate_request()
+    """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key`, and counts a
+    generation (every POST there) against the key's requests per minute."""
+    key = authenticate_request()
+    if request.method == "POST" and key.limits.rpm is not None:
+        g.request_window = current_app.extensions["gateway"].quotas.count_request(key)
+
+
+def rate_limit_headers(response: Response) -> Response:
+    """OpenAI's x-ratelimit-*-requests headers on every answer to a key with an rpm limit."""
+    key = g.get("client_key")
+    if key is None or key.limits.rpm is None or "x-ratelimit-limit-requests" in response.headers:
+        return response
+    state = g.get("request_window")
+    if state is None:
+        try:
+            state = current_app.extensions["gateway"].quotas.peek_requests(key)
+        except GatewayError:
+            return response  # the store is down: the answer goes out without the headers
+    response.headers.update(rate_headers(state))
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -18,6 +38,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(playground.bp)
     app.register_blueprint(image_links.bp)
     app.register_blueprint(admin.bp)
+    app.after_request(rate_limit_headers)
     for prefix in ("/v1", "/api/v1"):
         for module in (chat, images, models):
             bp = module.blueprint(prefix)

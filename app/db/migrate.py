@@ -78,4 +78,29 @@ def startup_problem(database_url: str) -> str | None:
     return None
 
 
+def main() -> int:
+    """`python -m app.db.migrate`: the start-up check gunicorn's master runs in a child process.
+
+    A child, because the check imports the database driver, and psycopg 3 chooses how it waits for
+    the server when it is imported: imported in the master before the workers fork and patch for
+    gevent, it would block their event loop. One line on stderr and exit 1 when not ready.
+    """
+    import sys
+
+    from app.config import ConfigError, Settings
+
+    try:
+        problem = startup_problem(Settings.from_env().database_url)
+    except ConfigError as exc:
+        problem = str(exc)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
 __all__ = ["DatabaseUnavailable", "SchemaOutdated", "head", "current", "upgrade", "prepare"]

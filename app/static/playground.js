@@ -247,7 +247,10 @@
     const body = {model: form.model, modalities: ["image", "text"], messages: [{role: "user", content: content}]};
     if (Object.keys(tool).length) body.tools = [{type: "image_generation", image_generation: tool}];
     body.n = form.n;
-    if (streaming) body.stream = true;
+    if (streaming) {
+      body.stream = true;
+      body.stream_options = {include_usage: true};  // the last chunk then says what it cost
+    }
     return body;
   }
 
@@ -619,6 +622,7 @@
   function handleCompletion(run, answer) {
     run.body = answer;
     run.id = answer.id;
+    run.usage = answer.usage || null;
     for (const choice of answer.choices || []) {
       const message = choice.message || {};
       const slot = slotOf(run, choice.index || 0);
@@ -700,6 +704,16 @@
     $("meta").textContent = bits.join(" · ");
   }
 
+  /** What the generation cost, from the answer's usage.cost (null: the gateway has no price for the model). */
+  function showCost(run) {
+    if (!run.usage || !("cost" in run.usage)) return;
+    const cost = run.usage.cost;
+    const text = cost === null ? "cost: unknown (no price for this model)"
+      : "cost: $" + Number(cost.toFixed(6)).toString();
+    run.meta = (run.meta || []).concat([text]);
+    $("meta").textContent = run.meta.join(" · ");
+  }
+
   async function generate(event) {
     event.preventDefault();
     if (state.controller) return;
@@ -770,6 +784,7 @@
       } else {
         setStatus("Done in " + seconds + " s: " + progress(run) + ".", "done");
       }
+      showCost(run);
       showRaw(run);
     }
   }

@@ -155,6 +155,7 @@ def test_generate_streams_previews_then_the_image(page, watch, playground_gatewa
     # the provider's text, the provider header
     assert "Placeholder image from the local provider" in page.inner_text("#results")
     assert "provider: local" in page.inner_text("#meta")
+    assert "cost: $0" in page.inner_text("#meta")  # the local provider is free; the stream's usage says so
 
     # the download link gives the same PNG under a sensible name
     link = page.locator("#results a.download")
@@ -196,7 +197,7 @@ def test_generate_streams_previews_then_the_image(page, watch, playground_gatewa
         "model": "local-image", "modalities": ["image", "text"],
         "messages": [{"role": "user", "content": "a lighthouse at dusk"}],
         "tools": [{"type": "image_generation", "image_generation": {"size": "256x192", "partial_images": 2}}],
-        "n": 1, "stream": True}
+        "n": 1, "stream": True, "stream_options": {"include_usage": True}}
 
     # the key is in sessionStorage only, and nowhere in the document
     assert page.evaluate(f"sessionStorage.getItem('{KEY_STORAGE}')") == CLIENT_KEY

@@ -116,3 +116,16 @@ def test_the_quick_start_makes_its_sqlite_database_by_itself(tmp_path):
     finally:
         process.stop()
     assert tables(database_url("", str(tmp_path / "data"))) == TABLES
+
+
+def test_the_master_checks_the_database_without_importing_the_driver(postgres, tmp_path):
+    """psycopg picks its wait function on import: the gunicorn master must leave that to the (gevent) workers."""
+    url = postgres.database()
+    assert run_cli("db", "upgrade", env={"DATABASE_URL": url}).returncode == 0
+    probe = ("import sys, app.gunicorn_conf as conf; conf.on_starting(None); "
+             "print('psycopg' in sys.modules, 'sqlalchemy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "DATABASE_URL": url,
+                                 "GATEWAY_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -51,9 +51,11 @@ def test_modalities_request_reaches_gemini_and_comes_back_as_text_and_data_url(g
     assert message["content"][0] == {"type": "text", "text": TEXT}
     png_of(message["images"][0]["image_url"]["url"])
     assert message["tool_calls"][0]["image_generation"]["size"] == "24x16"  # read from the PNG header
+    # cost: 12 prompt tokens x $0.30/M + 1290 image tokens x $30/M + 11 text tokens x $2.50/M
     assert answer["usage"] == {"prompt_tokens": 12, "completion_tokens": 1301, "total_tokens": 1313,
                                "prompt_tokens_details": {"text_tokens": 12},
-                               "completion_tokens_details": {"image_tokens": 1290, "text_tokens": 11}}
+                               "completion_tokens_details": {"image_tokens": 1290, "text_tokens": 11},
+                               "cost": 0.0387311}
 
 
 def test_sdk_n_3_makes_three_upstream_calls_and_three_choices(sdk, gemini):

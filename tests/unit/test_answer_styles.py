@@ -1,9 +1,7 @@
 """Answer styles (DESIGN §10): `parts` (§3) or `openrouter`, chosen by header, key default or deployment."""
 import base64
-from types import SimpleNamespace
 
 import pytest
-from flask import g
 
 from app.answer_options import OPENROUTER, PARTS, STYLE_HEADER, AnswerOptions, choose_style
 from app.config import Settings
@@ -142,16 +140,13 @@ def test_the_deployment_default_applies_without_a_header(make_app, auth):
     assert isinstance(post(client, auth, chat_body(), "parts").json["choices"][0]["message"]["content"], list)
 
 
-def test_the_client_keys_default_beats_the_deployments_and_loses_to_the_header(make_app, auth):
+def test_the_client_keys_default_beats_the_deployments_and_loses_to_the_header(make_app):
     app = make_app(GATEWAY_ANSWER_STYLE="parts")
-
-    @app.before_request
-    def authenticated_key():  # what the key store's auth hook provides: a record with `answer_style`
-        g.client_key = SimpleNamespace(id="key-1", answer_style="openrouter")
-
+    _, secret = app.extensions["gateway"].key_store.create({"name": "sdk-user", "answer_style": "openrouter"})
+    key = {"Authorization": f"Bearer {secret}"}
     client = app.test_client()
-    assert isinstance(post(client, auth, chat_body()).json["choices"][0]["message"]["content"], str)
-    assert isinstance(post(client, auth, chat_body(), "parts").json["choices"][0]["message"]["content"], list)
+    assert isinstance(post(client, key, chat_body()).json["choices"][0]["message"]["content"], str)
+    assert isinstance(post(client, key, chat_body(), "parts").json["choices"][0]["message"]["content"], list)
 
 
 def test_a_database_keys_answer_style_is_its_default(make_app):

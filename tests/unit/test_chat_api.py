@@ -115,7 +115,10 @@ def test_input_images_come_from_the_last_user_message_only(post_chat, openai_up)
 
 def test_openai_usage_reaches_the_answer(post_chat, openai_up):
     response = post_chat(chat_body(model="gpt-image-1"))
-    assert response.json["usage"] == {"prompt_tokens": 5, "completion_tokens": 50, "total_tokens": 55}
+    # cost: 5 text tokens at $5/M + 50 image tokens at $40/M (gpt-image-1's price row)
+    assert response.json["usage"] == {"prompt_tokens": 5, "completion_tokens": 50, "total_tokens": 55,
+                                      "cost": 0.002025}
+    assert response.headers["x-gateway-cost-usd"] == "0.002025"
     assert response.json["model"] == "gpt-image-1"
 
 

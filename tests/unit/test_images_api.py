@@ -53,8 +53,10 @@ def test_generation_on_openai_sends_the_mapped_body_and_maps_usage_back(client, 
     assert sent(openai_up).json == {"model": "gpt-image-1", "prompt": "a fox", "n": 2, "user": "u-1",
                                     "size": "1024x1536", "quality": "high", "moderation": "low",
                                     "output_format": "webp", "output_compression": 70}
+    # cost: 7 text tokens at $5/M + 70 image tokens at $40/M (gpt-image-1's price row)
     assert response.json["usage"] == {"input_tokens": 7, "output_tokens": 70, "total_tokens": 77,
-                                      "input_tokens_details": {"text_tokens": 7, "image_tokens": 0}}
+                                      "input_tokens_details": {"text_tokens": 7, "image_tokens": 0},
+                                      "cost": 0.002835}
     assert response.json["quality"] == "high"
 
 

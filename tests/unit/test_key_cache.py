@@ -9,14 +9,8 @@ from app.core.errors import AuthenticationFailed
 from app.keys.cache import DEFAULT_TTL, STALE_GRACE, KeyCache
 from app.keys.records import utcnow
 from app.keys.store import KeyStore
+from tests.support.clock import Clock
 
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

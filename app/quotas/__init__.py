@@ -1,0 +1,1 @@
+"""Per-key limits: request and image windows, generations in flight, budgets (reserve, then settle)."""

@@ -1,0 +1,230 @@
+"""Whether a key's request may run now, and what it holds while it runs.
+
+Checked in this order, each after the key was authenticated (revoked and expired keys never get
+here): requests per minute (before the body is read), then for a generation the model allow-list,
+generations in flight, the budget (the request's most possible cost reserved) and images per day. A
+check that fails gives back what the earlier ones took. When the generation ends, `Admission.finish`
+settles the real cost and frees the slot, once.
+
+Leases and reservations live 30 seconds and a keeper thread in each worker renews the ones still in
+use every 10 seconds: when a worker dies, what it held is free again within 30 seconds.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from decimal import Decimal
+from typing import Callable
+
+from app.db import Database, DatabaseUnavailable
+from app.keys.records import ClientKey
+from app.quotas.budget import Budgets
+from app.quotas.concurrency import DatabaseSlots, RedisSlots
+from app.quotas.errors import ModelNotAllowed, ModelPriceUnknown, RateLimited
+from app.quotas.windows import DatabaseWindows, RedisWindows, WindowState
+
+log = logging.getLogger("gateway")
+
+LEASE_LIFETIME = 30.0
+RENEW_INTERVAL = 10.0
+MINUTE = 60
+DAY = 86400
+CONCURRENCY_RETRY_AFTER = 1
+
+
+def reset_text(seconds: float) -> str:
+    """OpenAI's duration form for x-ratelimit-reset-requests: `0s`, `12s`, `1m30s`."""
+    whole = max(0, math.ceil(seconds))
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def rate_headers(state: WindowState) -> dict[str, str]:
+    return {"x-ratelimit-limit-requests": str(state.limit),
+            "x-ratelimit-remaining-requests": str(state.remaining),
+            "x-ratelimit-reset-requests": reset_text(state.reset_seconds)}
+
+
+class Quotas:
+    """The limit stores (Redis for windows and slots when configured, else the database; budgets always
+    in the database) and the checks above."""
+
+    def __init__(self, db: Database, redis_url: str | None = None):
+        self.windows = RedisWindows(redis_url) if redis_url else DatabaseWindows(db)
+        self.slots = RedisSlots(redis_url) if redis_url else DatabaseSlots(db)
+        self.budgets = Budgets(db)
+        self.keeper = Keeper(self)
+
+    def ping(self) -> None:
+        """Readiness of Redis, when the limits live there."""
+        if isinstance(self.windows, RedisWindows):
+            self.windows.ping()
+
+    def count_request(self, key: ClientKey) -> WindowState | None:
+        """One more request for a key with an rpm limit; RateLimited (with the headers) when over it."""
+        rpm = key.limits.rpm
+        if rpm is None:
+            return None
+        state = self.windows.hit(key.id, "requests", rpm, MINUTE)
+        if not state.allowed:
+            raise RateLimited(f"This key is limited to {rpm} requests per minute; retry after "
+                              f"{reset_text(state.reset_seconds)}", retry_after=max(1.0, state.reset_seconds),
+                              headers=rate_headers(state))
+        return state
+
+    def peek_requests(self, key: ClientKey) -> WindowState | None:
+        return None if key.limits.rpm is None else self.windows.peek(key.id, "requests", key.limits.rpm, MINUTE)
+
+    def admit(self, key: ClientKey, model: str, images: int, quote: Callable[[], Decimal | None]) -> "Admission":
+        limits = key.limits
+        if not limits.allows_model(model):
+            raise ModelNotAllowed(f"This key may not use the model {model!r} (allowed: {', '.join(limits.models)})",
+                                  param="model")
+        admission = Admission(self, key)
+        if not limits.counted:
+            return admission
+        try:
+            if limits.concurrency is not None:
+                admission.lease = self.slots.acquire(key.id, limits.concurrency, LEASE_LIFETIME)
+                if admission.lease is None:
+                    raise RateLimited(f"This key may run {limits.concurrency} generation(s) at once; one must "
+                                      "finish first", retry_after=CONCURRENCY_RETRY_AFTER,
+                                      code="concurrency_limit_exceeded")
+                self.keeper.hold_lease(key.id, admission.lease)
+            if limits.budget_usd is not None:
+                admission.quote = quote()
+                if admission.quote is None:
+                    raise ModelPriceUnknown(f"This key has a budget, and the price of {model!r} is unknown, so its "
+                                            "spend could not be counted; use a priced model or add its price to "
+                                            "the routing file", param="model")
+                # even a free request goes through the reservation: a spent budget refuses it, and a
+                # database that is down refuses it too (budgeted keys fail closed)
+                admission.reservation = self.budgets.reserve(key.id, admission.quote, LEASE_LIFETIME)
+                self.keeper.hold_reservation(admission.reservation)
+            if limits.images_per_day is not None:
+                state = self.windows.hit(key.id, "images", limits.images_per_day, DAY, cost=images)
+                if not state.allowed:
+                    raise RateLimited(f"This key may make {limits.images_per_day} images per day; "
+                                      f"{state.remaining} are left now", retry_after=max(1.0, state.reset_seconds))
+        except BaseException:
+            admission.finish(None, failed=True)
+            raise
+        return admission
+
+
+class Admission:
+    """What one admitted generation holds (a slot, a budget reservation) until `finish`."""
+
+    def __init__(self, quotas: Quotas, key: ClientKey):
+        self.quotas = quotas
+        self.key = key
+        self.lease: str | None = None
+        self.reservation: str | None = None
+        self.quote: Decimal | None = None
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def finish(self, cost: Decimal | None, failed: bool = False) -> None:
+        """Free the slot and settle the budget with `cost` (None: unknown, the quote is charged), once."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        keeper = self.quotas.keeper
+        if self.lease is not None:
+            keeper.drop_lease(self.key.id, self.lease)
+            try:
+                self.quotas.slots.release(self.key.id, self.lease)
+            except Exception as exc:  # it expires by itself within LEASE_LIFETIME
+                log.warning("could not free a concurrency slot (it expires by itself): %s", exc)
+        if self.key.limits.budget_usd is None:
+            return
+        charge = cost if cost is not None else (Decimal(0) if failed else self.quote)
+        if charge is None or (not charge and self.reservation is None):
+            return
+        if cost is None and not failed:
+            log.warning("the cost of a budgeted request is unknown; its quote of %s USD was charged", charge)
+        try:
+            self.quotas.budgets.settle(self.key.id, self.reservation, charge)
+        except DatabaseUnavailable as exc:
+            log.warning("settling a budget failed (%s); retrying in the background, the reservation is held", exc)
+            keeper.settle_later(self.key.id, self.reservation, charge)
+            return
+        if self.reservation is not None:
+            keeper.drop_reservation(self.reservation)
+
+
+class Keeper:
+    """Renews this worker's live leases and reservations, and retries settles the database refused."""
+
+    def __init__(self, quotas: Quotas, interval: float = RENEW_INTERVAL):
+        self.quotas = quotas
+        self.interval = interval
+        self._leases: dict[str, set[str]] = {}
+        self._reservations: set[str] = set()
+        self._settles: list[tuple[str, str | None, Decimal]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def hold_lease(self, key_id: str, lease: str) -> None:
+        with self._lock:
+            self._leases.setdefault(key_id, set()).add(lease)
+        self._ensure_running()
+
+    def drop_lease(self, key_id: str, lease: str) -> None:
+        with self._lock:
+            self._leases.get(key_id, set()).discard(lease)
+
+    def hold_reservation(self, reservation: str) -> None:
+        with self._lock:
+            self._reservations.add(reservation)
+        self._ensure_running()
+
+    def drop_reservation(self, reservation: str) -> None:
+        with self._lock:
+            self._reservations.discard(reservation)
+
+    def settle_later(self, key_id: str, reservation: str | None, cost: Decimal) -> None:
+        with self._lock:
+            self._settles.append((key_id, reservation, cost))
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        import os
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="quota-keeper")
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            try:
+                self.run_once()
+            except Exception as exc:  # the next round tries again; leases outlive one missed renewal
+                log.warning("renewing leases and reservations failed: %s", exc)
+
+    def run_once(self) -> None:
+        with self._lock:
+            leases = {key_id: sorted(held) for key_id, held in self._leases.items() if held}
+            reservations = sorted(self._reservations)
+            settles, self._settles = self._settles, []
+        if leases:
+            self.quotas.slots.renew(leases, LEASE_LIFETIME)
+        if reservations:
+            self.quotas.budgets.renew(reservations, LEASE_LIFETIME)
+        for position, (key_id, reservation, cost) in enumerate(settles):
+            try:
+                self.quotas.budgets.settle(key_id, reservation, cost)
+            except DatabaseUnavailable:
+                with self._lock:
+                    self._settles.extend(settles[position:])
+                return
+            if reservation is not None:
+                self.drop_reservation(reservation)
