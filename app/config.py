@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from app import routing_config
+from app import routing_config, thought_signatures
 from app.answer_options import ANSWER_STYLES, DEFAULT_ANSWER_STYLE
 from app.core.settings import ConfigError, ProviderSettings, parse_flag
 from app.providers.registry import PROVIDERS
@@ -71,6 +71,8 @@ DEFAULT_DB_POOL_SIZE = 5
 # hardening (issue 14): what one request may make the gateway hold or wait for
 DEFAULT_MAX_TOTAL_IMAGE_BYTES = 64 * 1024 * 1024   # every input image of a request, downloads included
 DEFAULT_DOWNLOAD_CONCURRENCY = 16                   # client image downloads at once, per worker process
+# Gemini thought signatures kept between turns (app/thought_signatures.py says why this long)
+DEFAULT_SIGNATURE_TTL = thought_signatures.DEFAULT_TTL
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Settings:
     log_level: str = "INFO"
     # answer styles (i11)
     answer_style: str = DEFAULT_ANSWER_STYLE
+    # Gemini thought signatures kept between turns (i11-models)
+    signature_ttl: float = DEFAULT_SIGNATURE_TTL
     # delivery (issue 12): image store, signed links, webhooks
     data_dir: str = DEFAULT_DATA_DIR
     image_store: ImageStoreLocation = ImageStoreLocation("none")
@@ -189,6 +193,7 @@ class Settings:
             threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
             log_level=(env.text("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             answer_style=env.choice("GATEWAY_ANSWER_STYLE", ANSWER_STYLES, DEFAULT_ANSWER_STYLE),
+            signature_ttl=env.number("GATEWAY_SIGNATURE_TTL_SECONDS", DEFAULT_SIGNATURE_TTL, minimum=1),
             # delivery (issue 12)
             data_dir=data_dir,
             image_store=_image_store(env.text("GATEWAY_IMAGE_STORE"), data_dir),

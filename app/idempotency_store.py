@@ -12,9 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Iterator
-from urllib.parse import urlsplit
 
-from app.core.settings import ConfigError
+from app.redis_link import RedisLink, RedisUnavailable
 
 RECORD_FORMAT = 1
 # FileStore names: <key>.record (an answer), <key>.claim (a request in flight), .<...>.tmp (being written)
@@ -27,12 +26,8 @@ DEFAULT_CLAIM_LIFETIME = 390.0
 DIRECTORY_MODE = 0o700       # the answers are other people's images
 FILE_MODE = 0o600
 _KEY = re.compile(r"[0-9a-f]{16,128}")
-# Redis
+# Redis (the link itself: app/redis_link.py)
 REDIS_PREFIX = "gateway:idempotency:"
-REDIS_CONNECT_TIMEOUT = 1.0
-REDIS_SOCKET_TIMEOUT = 2.0   # records are a few MB at most; this is far above a healthy round trip
-REDIS_OUTAGE_COOLDOWN = 5.0  # after a failure, skip Redis this long so requests don't each pay the timeouts
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class StoreUnavailable(Exception):
@@ -436,32 +431,16 @@ class RedisStore(IdempotencyStore):
 
     def __init__(self, url: str, ttl: float, *, max_record_bytes: int, claim_lifetime: float = DEFAULT_CLAIM_LIFETIME,
                  prefix: str = REDIS_PREFIX):
-        location = urlsplit(url)
-        try:
-            port = location.port
-        except ValueError:
-            raise ConfigError("GATEWAY_REDIS_URL has a port that is not a number") from None
-        if location.scheme not in REDIS_SCHEMES:
-            raise ConfigError(f"GATEWAY_REDIS_URL must start with one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
-        from redis.connection import parse_url  # parsing only: no connection is made here
-        try:
-            parse_url(url)
-        except ValueError as exc:  # redis-py's messages name the bad option, never the password
-            raise ConfigError(f"GATEWAY_REDIS_URL is not usable: {exc}") from None
-        self._url = url
-        # for logs: never the password
-        self._where = f"redis at {location.hostname or location.path}" + (f":{port}" if port else "")
+        self._link = RedisLink(url)
         self.ttl = ttl
         self.max_record_bytes = max_record_bytes
         self.claim_lifetime = claim_lifetime
         self._prefix = prefix
-        self._client = None
         self._scripts: dict = {}
         self._lock = threading.Lock()
-        self._down_until = 0.0
 
     def describe(self) -> str:
-        return self._where
+        return self._link.where
 
     # --- the contract ---
 
@@ -506,31 +485,15 @@ class RedisStore(IdempotencyStore):
 
     @contextlib.contextmanager
     def _session(self):
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"{self._where} failed less than {REDIS_OUTAGE_COOLDOWN:g}s ago")
-        import redis
         try:
-            yield self._connect()
-        except (redis.RedisError, OSError) as exc:
-            if not isinstance(exc, redis.ResponseError):
-                self._down_until = time.monotonic() + REDIS_OUTAGE_COOLDOWN
-            # the type only: redis error texts can quote commands, and those carry records
-            raise StoreUnavailable(f"{self._where}: {type(exc).__name__}") from None
-
-    def _connect(self):
-        with self._lock:
-            if self._client is None:
-                import redis
-                from redis.backoff import NoBackoff
-                from redis.retry import Retry
-                client = redis.Redis.from_url(
-                    self._url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT,
-                    # one quick retry covers a pooled connection that Redis closed; more only adds waiting
-                    retry=Retry(NoBackoff(), 1))
-                self._scripts = {"put": client.register_script(_PUT_SCRIPT),
-                                 "release": client.register_script(_RELEASE_SCRIPT)}
-                self._client = client
-            return self._client
+            with self._link.session() as client:
+                with self._lock:
+                    if not self._scripts:
+                        self._scripts = {"put": client.register_script(_PUT_SCRIPT),
+                                         "release": client.register_script(_RELEASE_SCRIPT)}
+                yield client
+        except RedisUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from None
 
 
 def _ms(seconds: float) -> int:

@@ -17,6 +17,7 @@ from app.downloads import Downloader
 from app.providers.base import ProviderClient
 from app.providers.registry import PROVIDERS, provider_for
 from app.routing_config import RoutingConfig
+from app.thought_signatures import SignatureStore, from_settings as signature_store
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,16 @@ class Route:
 class Router:
     """One client per live channel (built once per app); routes model names to ordered channels."""
 
-    def __init__(self, settings: Settings, downloader: Downloader, rng: random.Random | None = None):
+    def __init__(self, settings: Settings, downloader: Downloader, rng: random.Random | None = None,
+                 signatures: SignatureStore | None = None):
         self.settings = settings
         self.routing: RoutingConfig = settings.routing or RoutingConfig()
         self._rng = rng or random.Random()
         self.channels: dict[str, Channel] = {}
+        # one store for every channel: a picture made on one channel may come back through another
+        self.signatures = signatures if signatures is not None else signature_store(settings)
         build = dict(connect_timeout=settings.connect_timeout, pool_size=settings.threads,
-                     max_upstream_bytes=settings.max_upstream_bytes)
+                     max_upstream_bytes=settings.max_upstream_bytes, signatures=self.signatures)
         for name, cls in PROVIDERS.items():
             provider_settings = settings.providers.get(name)
             if provider_settings is not None and cls.is_live(provider_settings):

@@ -5,14 +5,17 @@ from flask import Flask, Response, current_app, g, request
 
 from app.api import admin, chat, health, image_links, images, metrics, models, playground
 from app.auth import authenticate_request
+from app.core import context
 from app.core.errors import GatewayError
 from app.quotas.admission import rate_headers
 
 
 def require_client_key() -> None:
-    """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key`, and counts a
-    generation (every POST there) against the key's requests per minute."""
+    """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key` (and its id in the
+    request context: what providers keep per client, such as Gemini's thought signatures, is scoped by it),
+    and counts a generation (every POST there) against the key's requests per minute."""
     key = authenticate_request()
+    context.set_client(key.id)
     if request.method == "POST" and key.limits.rpm is not None:
         g.request_window = current_app.extensions["gateway"].quotas.count_request(key)
 

@@ -17,6 +17,7 @@ class RequestContext:
     """Per-request facts that change what the gateway does; fields are added as the gateway learns them."""
 
     deadline: float | None = None  # time.perf_counter() value after which no upstream call starts
+    client_id: str | None = None   # the authenticated client key's id: what is kept per client is scoped by it
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (negative once past it); None when there is none."""
@@ -37,17 +38,32 @@ def current() -> RequestContext | None:
 
 def set_deadline(seconds: float) -> None:
     """The current request may run `seconds` from now, retries and fallbacks included."""
+    _ensure().deadline = time.perf_counter() + seconds
+
+
+def set_client(client_id: str | None) -> None:
+    """The current request is made with this client key (its id, never its secret)."""
+    _ensure().client_id = client_id
+
+
+def client_id() -> str | None:
+    """The current request's client key id; None outside a request or before authentication."""
     context = _current.get()
-    if context is None:
-        context = RequestContext()
-        _current.set(context)
-    context.deadline = time.perf_counter() + seconds
+    return context.client_id if context is not None else None
 
 
 def remaining() -> float | None:
     """Seconds left of the current request's deadline; None outside a request or without a deadline."""
     context = _current.get()
     return context.remaining() if context is not None else None
+
+
+def _ensure() -> RequestContext:
+    context = _current.get()
+    if context is None:
+        context = RequestContext()
+        _current.set(context)
+    return context
 
 
 def in_request_context(fn):

@@ -17,6 +17,7 @@ from app.media import decode_data_url
 from app.providers import retired
 from app.providers.capabilities import Family, family_of, matches
 from app.providers.transport import JSON_ANSWER, Transport  # noqa: F401  (JSON_ANSWER: for provider modules)
+from app.thought_signatures import MemoryStore, SignatureStore
 
 # things in upstream messages that look like credentials, whatever provider they came from
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_*\-.]{4,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
@@ -71,9 +72,11 @@ class ProviderClient:
 
     def __init__(self, settings: ProviderSettings, downloader: Downloader, *,
                  connect_timeout: float = 10.0, pool_size: int = 16,
-                 max_upstream_bytes: int = 128 * 1024 * 1024):
+                 max_upstream_bytes: int = 128 * 1024 * 1024, signatures: SignatureStore | None = None):
         self.settings = settings
         self.downloader = downloader
+        # what an upstream asks to get back on the next turn (Gemini's thought signatures), shared by the app
+        self.signatures = signatures if signatures is not None else MemoryStore()
         self.transport = Transport(self.name, self.error_for, timeout=settings.timeout,
                                    connect_timeout=connect_timeout, pool_size=pool_size,
                                    max_upstream_bytes=max_upstream_bytes)

@@ -5,6 +5,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from app.core import context
 from app.core.conversation import text_of, turn_parts
 from app.core.errors import GatewayError, UpstreamError, UpstreamModelNotFound, UpstreamTimeout
 from app.core.request import TIERS, ImageRequest
@@ -12,6 +13,7 @@ from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
+from app.thought_signatures import Signed, digest, digest_b64, picture_key
 from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, params,
                                         ratio_and_tier)
 
@@ -36,6 +38,9 @@ GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, Sizes(tiers=TIERS, ratio
                   max_images=14)
 # Gemini 3 image models sign their answers (thoughtSignature) and check the signatures of model turns sent back
 THINKING_FAMILIES = (GEMINI_31_FLASH, GEMINI_31_FLASH_LITE, GEMINI_3)
+# Google's documented stand-in for a signature the client cannot give back: the check is skipped. The
+# Gemini API's FAQ names this one and "context_engineering_is_the_way_to_go"; Vertex AI's page names this one.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
 _IMAGEN = params("size", "quality", "output_format", "output_compression")
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 IMAGEN_3 = Family("imagen-3", ("imagen-3*",), _IMAGEN,  # Imagen 3 rejects sampleImageSize
@@ -78,7 +83,9 @@ class GeminiClient(ProviderClient):
         if family in (IMAGEN, IMAGEN_3):
             return self.generate_imagen(request, family)
         body, dropped = self.generate_body(request, family)
-        result = self.to_result(self._post(self.path(request.model, GENERATE), json=body))
+        answer = self._post(self.path(request.model, GENERATE), json=body)
+        result = self.to_result(answer)
+        self.remember_signatures(answer)
         result.dropped = dropped
         return result
 
@@ -91,7 +98,7 @@ class GeminiClient(ProviderClient):
 
     def generate_body(self, request: ImageRequest, family: Family) -> tuple[dict, list[str]]:
         """The generateContent body, and the names of the parameters the conversion could not honour."""
-        contents, system = self.contents(request)
+        contents, system = self.contents(request, signed=family in THINKING_FAMILIES)
         ratio, tier, dropped = ratio_and_tier(request, family)
         image_config = {key: value for key, value in (("aspectRatio", ratio), ("imageSize", tier)) if value}
         config: dict[str, Any] = {"responseModalities": list(RESPONSE_MODALITIES)}
@@ -103,8 +110,9 @@ class GeminiClient(ProviderClient):
         body["generationConfig"] = config
         return body, dropped
 
-    def contents(self, request: ImageRequest) -> tuple[list[dict], list[str]]:
-        """The conversation as Gemini turns, and the system/developer texts for systemInstruction."""
+    def contents(self, request: ImageRequest, signed: bool = False) -> tuple[list[dict], list[str]]:
+        """The conversation as Gemini turns, and the system/developer texts for systemInstruction; `signed`:
+        model turns carry thought signatures (Gemini 3)."""
         if not request.messages:  # a surface without a conversation: the prompt and its images
             parts = [{"text": request.prompt}] + [_inline(*self.fetch_image(ref)) for ref in request.images]
             return [{"role": "user", "parts": parts}], []
@@ -119,19 +127,52 @@ class GeminiClient(ProviderClient):
                 if text:
                     system.append(text)
             elif role in CONTENT_ROLES and index <= last_user:
-                parts = self.parts(message, index)
+                parts = self.parts(message, index, signed=signed and role == "assistant")
                 if parts:
                     contents.append({"role": CONTENT_ROLES[role], "parts": parts})
         return contents, system
 
-    def parts(self, message: dict, index: int) -> list[dict]:
-        parts = []
+    def parts(self, message: dict, index: int, signed: bool = False) -> list[dict]:
+        parts, pictures = [], []
         for part, url_param in turn_parts(message, index):
             if part["type"] == "text" and part["text"]:
                 parts.append({"text": part["text"]})
             elif part["type"] == "image_url":
-                parts.append(_inline(*self.image_from_url(part["image_url"]["url"], url_param)))
+                data, mime = self.image_from_url(part["image_url"]["url"], url_param)
+                parts.append(_inline(data, mime))
+                pictures.append((parts[-1], data))
+        if signed and parts:
+            self.sign(parts, pictures)
         return parts
+
+    # ----- thought signatures (app/thought_signatures.py) -----
+
+    def sign(self, parts: list[dict], pictures: list[tuple[dict, bytes]]) -> None:
+        """Give a model turn its signatures back: each picture the one Gemini gave it, and the turn's first
+        part (when it is text) the one Gemini gave the text before that picture. Unknown ones get
+        Google's value that skips the check, so an edit never fails on a missing signature."""
+        scope, leads = context.client_id(), []
+        for part, data in pictures:
+            kept = self.signatures.get(picture_key(scope, digest(data)))
+            part["thoughtSignature"] = kept.picture if kept is not None else SKIP_SIGNATURE
+            if kept is not None and kept.lead:
+                leads.append(kept.lead)
+        if "thoughtSignature" not in parts[0]:
+            parts[0]["thoughtSignature"] = leads[0] if leads else SKIP_SIGNATURE
+
+    def remember_signatures(self, answer: dict) -> None:
+        """Keep the signatures of an answer's pictures, keyed by their bytes, for when they come back."""
+        candidates = answer.get("candidates")
+        content = candidates[0].get("content") if isinstance(candidates, list) and candidates else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        shown = [p for p in parts if isinstance(p, dict) and not p.get("thought")] if isinstance(parts, list) else []
+        lead = _signature(shown[0]) if shown and _blob(shown[0]) is None else None
+        for part in shown:
+            blob, signature = _blob(part), _signature(part)
+            if blob is not None and signature:
+                picture = digest_b64(blob["data"]) if is_text(blob.get("data")) else None
+                if picture is not None:
+                    self.signatures.put(picture_key(context.client_id(), picture), Signed(signature, lead))
 
     def to_result(self, answer: Any) -> ImageResult:
         """A generateContent answer as an ImageResult; blocks become content_filter, no picture a 502."""
@@ -166,8 +207,8 @@ class GeminiClient(ProviderClient):
         for part in parts if isinstance(parts, list) else []:
             if not isinstance(part, dict) or part.get("thought"):
                 continue
-            blob = part.get("inlineData") or part.get("inline_data")
-            if isinstance(blob, dict) and blob.get("data"):
+            blob = _blob(part)
+            if blob is not None:
                 images.append(self.image(blob["data"], blob.get("mimeType") or blob.get("mime_type")))
             elif isinstance(part.get("text"), str) and part["text"]:
                 said.append(part["text"])
@@ -303,6 +344,17 @@ def _modalities(details: Any) -> dict[str, int]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _blob(part: dict) -> dict | None:
+    """A part's inline picture (camelCase, or the snake_case some proxies write), when it has data."""
+    blob = part.get("inlineData") or part.get("inline_data")
+    return blob if isinstance(blob, dict) and blob.get("data") else None
+
+
+def _signature(part: dict) -> str | None:
+    signature = part.get("thoughtSignature") or part.get("thought_signature")
+    return str(signature) if is_text(signature) and signature else None
 
 
 def _inline(data: bytes, mime: str) -> dict:

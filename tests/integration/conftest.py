@@ -1,6 +1,10 @@
 """Integration fixtures: fake upstreams on 127.0.0.1 and the real service under gunicorn (Procfile)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 
 from tests.conftest import ARK_KEY, BFL_KEY, CLIENT_KEY, GEMINI_KEY, OPENAI_KEY, OPENROUTER_KEY, XAI_KEY
@@ -80,6 +84,16 @@ def gateway_env(openai_server, ark_server, openrouter_server, gemini_server, **o
         "GATEWAY_MAX_ATTEMPTS": "1",  # the fault tests here count single calls; retries have their own tests
         **overrides,
     }
+
+
+@contextmanager
+def running_gateway(log_path: Path, *servers, **overrides) -> Iterator[GatewayProcess]:
+    """A service like the session's (every fake configured), with `overrides` in its environment; stopped after."""
+    process = GatewayProcess(gateway_env(*servers, **overrides), log_path).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -277,7 +277,7 @@ def test_an_unusable_redis_url_stops_the_app_naming_the_variable_not_the_passwor
 def test_creating_an_app_with_redis_opens_no_connection(make_app):
     app = make_app(GATEWAY_REDIS_URL="redis://127.0.0.1:1/0")
     assert isinstance(app.extensions["idempotency"], RedisStore)
-    assert app.extensions["idempotency"]._client is None
+    assert app.extensions["idempotency"]._link._client is None
 
 
 # --- waiting for a request in flight ---
