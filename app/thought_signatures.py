@@ -3,9 +3,11 @@
 Gemini 3 image models sign their answers: `thoughtSignature` on the first part after their thoughts
 and on every image part. On the next turn, a model turn sent back should carry those signatures
 again (Gemini 3.1 Flash Image refuses it otherwise). A chat client sending the gateway's earlier
-answer back has only the picture, so the gateway keeps each picture's signatures, keyed by the
-SHA-256 of its bytes and the client key that asked for it (one key never finds another's), and
-puts them back when that picture returns in an assistant turn (app/providers/gemini.py).
+answer back has only the picture, so the gateway keeps each picture's signatures, keyed by a digest of
+its bytes and the client key that asked for it (one key never finds another's), and puts them back
+when that picture returns in an assistant turn (app/providers/gemini.py). The digest is the SHA-256 of
+the bytes' standard base64 form: the text Gemini sends and the gateway sends back, hashed as it is
+(no decoding: a quarter of the cost on a 2 MiB picture).
 
 In Redis when GATEWAY_REDIS_URL is set (every worker and instance sees them), else in each worker's
 memory: bounded (MEMORY_MAX_BYTES, least recently used dropped first), like Redis with a time to
@@ -15,7 +17,6 @@ then sent Google's documented value that skips the check.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import threading
@@ -24,13 +25,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from app import jsonio
+from app.jsonio import BigText
 from app.redis_link import RedisLink, RedisUnavailable
 
 DEFAULT_TTL = 24 * 3600.0          # a conversation picked up the next day still has its signatures
 MEMORY_MAX_BYTES = 16 * 1024 * 1024
 MAX_SIGNATURE_CHARS = 256 * 1024   # bigger signatures are not kept (Gemini's are a few KB)
 REDIS_PREFIX = "gateway:thought-signature:"
-_DIGEST_SLICE = 256 * 1024         # base64 characters decoded at a time (a multiple of 4)
+_DIGEST_SLICE = 256 * 1024         # base64 characters hashed at a time
 
 log = logging.getLogger("gateway.thought_signatures")
 
@@ -64,25 +66,21 @@ def picture_key(scope: str | None, digest: bytes) -> str:
 
 
 def digest(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
+    """The digest of a picture's bytes: SHA-256 of their standard base64 form."""
+    return hashlib.sha256(base64.b64encode(data)).digest()
 
 
-def digest_b64(b64) -> bytes | None:
-    """SHA-256 of the bytes a base64 text (a str or a jsonio.BigText) stands for, decoded in slices; None
-    when it is not clean base64 (then the picture is simply not remembered)."""
-    text = b64.pieces() if hasattr(b64, "pieces") else (
-        b64[start:start + _DIGEST_SLICE].encode("ascii") for start in range(0, len(b64), _DIGEST_SLICE))
-    hashed, carry = hashlib.sha256(), b""
-    try:
-        for piece in text:
-            chunk = carry + piece
-            cut = len(chunk) - len(chunk) % 4
-            hashed.update(base64.b64decode(chunk[:cut], validate=True))
-            carry = chunk[cut:]
-        if carry:
-            hashed.update(base64.b64decode(carry + b"=" * (-len(carry) % 4), validate=True))
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        return None
+def digest_b64(b64) -> bytes:
+    """The same digest from the base64 text itself (a str or a jsonio.BigText), hashed in slices without
+    decoding. Text in another form (line breaks, no padding) gives another digest: that picture is then
+    simply not recognised, and Gemini gets the value that skips its check."""
+    hashed = hashlib.sha256()
+    if isinstance(b64, BigText):  # hashed where it lies, in the upstream's read buffer: no copy
+        with memoryview(b64.buffer) as view:
+            hashed.update(view[b64.start:b64.end])
+    else:
+        for start in range(0, len(b64), _DIGEST_SLICE):
+            hashed.update(b64[start:start + _DIGEST_SLICE].encode("ascii", "replace"))
     return hashed.digest()
 
 

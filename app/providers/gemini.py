@@ -13,7 +13,7 @@ from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.thought_signatures import Signed, digest, digest_b64, picture_key
+from app.thought_signatures import Signed, digest_b64, picture_key
 from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, params,
                                         ratio_and_tier)
 
@@ -138,22 +138,21 @@ class GeminiClient(ProviderClient):
             if part["type"] == "text" and part["text"]:
                 parts.append({"text": part["text"]})
             elif part["type"] == "image_url":
-                data, mime = self.image_from_url(part["image_url"]["url"], url_param)
-                parts.append(_inline(data, mime))
-                pictures.append((parts[-1], data))
+                parts.append(_inline(*self.image_from_url(part["image_url"]["url"], url_param)))
+                pictures.append(parts[-1])
         if signed and parts:
             self.sign(parts, pictures)
         return parts
 
     # ----- thought signatures (app/thought_signatures.py) -----
 
-    def sign(self, parts: list[dict], pictures: list[tuple[dict, bytes]]) -> None:
+    def sign(self, parts: list[dict], pictures: list[dict]) -> None:
         """Give a model turn its signatures back: each picture the one Gemini gave it, and the turn's first
         part (when it is text) the one Gemini gave the text before that picture. Unknown ones get
         Google's value that skips the check, so an edit never fails on a missing signature."""
         scope, leads = context.client_id(), []
-        for part, data in pictures:
-            kept = self.signatures.get(picture_key(scope, digest(data)))
+        for part in pictures:
+            kept = self.signatures.get(picture_key(scope, digest_b64(part["inlineData"]["data"])))
             part["thoughtSignature"] = kept.picture if kept is not None else SKIP_SIGNATURE
             if kept is not None and kept.lead:
                 leads.append(kept.lead)
@@ -170,9 +169,9 @@ class GeminiClient(ProviderClient):
         for part in shown:
             blob, signature = _blob(part), _signature(part)
             if blob is not None and signature:
-                picture = digest_b64(blob["data"]) if is_text(blob.get("data")) else None
-                if picture is not None:
-                    self.signatures.put(picture_key(context.client_id(), picture), Signed(signature, lead))
+                if is_text(blob["data"]):
+                    self.signatures.put(picture_key(context.client_id(), digest_b64(blob["data"])),
+                                        Signed(signature, lead))
 
     def to_result(self, answer: Any) -> ImageResult:
         """A generateContent answer as an ImageResult; blocks become content_filter, no picture a 502."""
