@@ -1,23 +1,21 @@
 """HTTP surface: thin blueprints that parse, validate, delegate and answer."""
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g
 
 from app.api import admin, chat, health, image_links, images, metrics, models, playground
 from app.auth import authenticate_request
 from app.core import context
 from app.core.errors import GatewayError
 from app.quotas.admission import rate_headers
+from app.usage import meter as metering
 
 
 def require_client_key() -> None:
     """before_request hook for every /v1 and /api/v1 blueprint: sets `flask.g.client_key` (and its id in the
-    request context: what providers keep per client, such as Gemini's thought signatures, is scoped by it),
-    and counts a generation (every POST there) against the key's requests per minute."""
+    request context: what providers keep per client, such as Gemini's thought signatures, is scoped by it)."""
     key = authenticate_request()
     context.set_client(key.id)
-    if request.method == "POST" and key.limits.rpm is not None:
-        g.request_window = current_app.extensions["gateway"].quotas.count_request(key)
 
 
 def rate_limit_headers(response: Response) -> Response:
@@ -25,7 +23,8 @@ def rate_limit_headers(response: Response) -> Response:
     key = g.get("client_key")
     if key is None or key.limits.rpm is None or "x-ratelimit-limit-requests" in response.headers:
         return response
-    state = g.get("request_window")
+    meter = metering.current()
+    state = getattr(meter.admission, "request_window", None) if meter is not None else None
     if state is None:
         try:
             state = current_app.extensions["gateway"].quotas.peek_requests(key)

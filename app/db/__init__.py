@@ -6,6 +6,7 @@ SELECT ... FOR UPDATE for the same effect. Importing this module opens nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ class Database:
         self.max_overflow = max_overflow
         self._engine: "Engine | None" = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock() if is_sqlite(url) else None
 
     def __repr__(self) -> str:
         return f"Database({describe(self.url)!r})"
@@ -61,8 +63,12 @@ class Database:
             yield connection
 
     @contextmanager
-    def write(self) -> Iterator["Connection"]:
-        """A write transaction, committed when the block ends without an exception."""
+    def write(self, within: "Connection | None" = None) -> Iterator["Connection"]:
+        """A write transaction, committed when the block ends without an exception; `within` joins the
+        caller's transaction instead, so several steps commit (or roll back) together."""
+        if within is not None:
+            yield within
+            return
         with self._connection(write=True) as connection:
             yield connection
 
@@ -70,8 +76,11 @@ class Database:
     def _connection(self, write: bool) -> Iterator["Connection"]:
         from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 
+        # SQLite takes one writer at a time: this worker's threads queue on a lock rather than in
+        # SQLite's busy handler, which sleeps in steps of milliseconds
+        serialised = self._write_lock if write and self._write_lock is not None else contextlib.nullcontext()
         try:
-            with self.engine.connect() as connection:
+            with serialised, self.engine.connect() as connection:
                 connection.execution_options(gateway_write=write)
                 with connection.begin():
                     yield connection

@@ -1,10 +1,11 @@
 """Whether a key's request may run now, and what it holds while it runs.
 
-Checked in this order, each after the key was authenticated (revoked and expired keys never get
-here): requests per minute (before the body is read), then for a generation the model allow-list,
-generations in flight, the budget (the request's most possible cost reserved) and images per day. A
-check that fails gives back what the earlier ones took. When the generation ends, `Admission.finish`
-settles the real cost and frees the slot, once.
+Checked in this order when a generation request has been read and routed (revoked and expired keys
+never get here): the model allow-list, requests per minute, generations in flight, the budget (the
+request's most possible cost reserved) and images per day. Whatever of it lives in the database is
+done in one transaction (one more at the end), so a check that fails takes nothing; what Redis gave
+is given back. When the generation ends, `Admission.finish` settles the real cost and frees the slot,
+once.
 
 Leases and reservations live 30 seconds and a keeper thread in each worker renews the ones still in
 use every 10 seconds: when a worker dies, what it held is free again within 30 seconds.
@@ -22,7 +23,9 @@ from app.db import Database, DatabaseUnavailable
 from app.keys.records import ClientKey
 from app.quotas.budget import Budgets
 from app.quotas.concurrency import DatabaseSlots, RedisSlots
-from app.quotas.errors import ModelNotAllowed, ModelPriceUnknown, RateLimited
+from app.quotas.locking import lock_key
+from app.quotas.errors import (LedgerUnavailable, LimitsUnavailable, ModelNotAllowed, ModelPriceUnknown,
+                               RateLimited)
 from app.quotas.windows import DatabaseWindows, RedisWindows, WindowState
 
 log = logging.getLogger("gateway")
@@ -62,22 +65,16 @@ class Quotas:
         if isinstance(self.windows, RedisWindows):
             self.windows.ping()
 
-    def count_request(self, key: ClientKey) -> WindowState | None:
-        """One more request for a key with an rpm limit; RateLimited (with the headers) when over it."""
-        rpm = key.limits.rpm
-        if rpm is None:
-            return None
-        state = self.windows.hit(key.id, "requests", rpm, MINUTE)
-        if not state.allowed:
-            raise RateLimited(f"This key is limited to {rpm} requests per minute; retry after "
-                              f"{reset_text(state.reset_seconds)}", retry_after=max(1.0, state.reset_seconds),
-                              headers=rate_headers(state))
-        return state
+    @property
+    def database_backed(self) -> bool:
+        """True when the windows and slots live in the database (no Redis): one transaction admits."""
+        return isinstance(self.windows, DatabaseWindows)
 
     def peek_requests(self, key: ClientKey) -> WindowState | None:
         return None if key.limits.rpm is None else self.windows.peek(key.id, "requests", key.limits.rpm, MINUTE)
 
     def admit(self, key: ClientKey, model: str, images: int, quote: Callable[[], Decimal | None]) -> "Admission":
+        """The checks above; the database's share of them in one transaction, so a refusal takes nothing."""
         limits = key.limits
         if not limits.allows_model(model):
             raise ModelNotAllowed(f"This key may not use the model {model!r} (allowed: {', '.join(limits.models)})",
@@ -85,33 +82,67 @@ class Quotas:
         admission = Admission(self, key)
         if not limits.counted:
             return admission
+        if limits.budget_usd is not None:
+            admission.quote = quote()
+            if admission.quote is None:
+                raise ModelPriceUnknown(f"This key has a budget, and the price of {model!r} is unknown, so its "
+                                        "spend could not be counted; use a priced model or add its price to "
+                                        "the routing file", param="model")
+        in_database = self.database_backed
         try:
-            if limits.concurrency is not None:
-                admission.lease = self.slots.acquire(key.id, limits.concurrency, LEASE_LIFETIME)
-                if admission.lease is None:
-                    raise RateLimited(f"This key may run {limits.concurrency} generation(s) at once; one must "
-                                      "finish first", retry_after=CONCURRENCY_RETRY_AFTER,
-                                      code="concurrency_limit_exceeded")
-                self.keeper.hold_lease(key.id, admission.lease)
-            if limits.budget_usd is not None:
-                admission.quote = quote()
-                if admission.quote is None:
-                    raise ModelPriceUnknown(f"This key has a budget, and the price of {model!r} is unknown, so its "
-                                            "spend could not be counted; use a priced model or add its price to "
-                                            "the routing file", param="model")
-                # even a free request goes through the reservation: a spent budget refuses it, and a
-                # database that is down refuses it too (budgeted keys fail closed)
-                admission.reservation = self.budgets.reserve(key.id, admission.quote, LEASE_LIFETIME)
-                self.keeper.hold_reservation(admission.reservation)
-            if limits.images_per_day is not None:
-                state = self.windows.hit(key.id, "images", limits.images_per_day, DAY, cost=images)
-                if not state.allowed:
-                    raise RateLimited(f"This key may make {limits.images_per_day} images per day; "
-                                      f"{state.remaining} are left now", retry_after=max(1.0, state.reset_seconds))
-        except BaseException:
-            admission.finish(None, failed=True)
+            if in_database:
+                with self.budgets.db.write() as within:
+                    lock_key(within, key.id)  # once, for every step below
+                    self._take(admission, images, within)
+            else:
+                # Redis answers the windows and slots; the budget's reservation is its own short transaction,
+                # so the key's row lock is never held across a Redis round trip
+                self._take(admission, images, None)
+        except BaseException as exc:
+            if in_database:
+                admission.lease = admission.reservation = None  # rolled back with the transaction
+            admission.finish(None, failed=True)  # gives back what Redis gave, and a reservation made apart
+            if isinstance(exc, (DatabaseUnavailable, LimitsUnavailable)) and limits.budget_usd is not None and (
+                    in_database or isinstance(exc, DatabaseUnavailable)):
+                raise LedgerUnavailable(f"The spend of this key cannot be checked ({exc}); nothing was spent, "
+                                        "try again shortly") from None
+            if isinstance(exc, DatabaseUnavailable):
+                raise LimitsUnavailable(f"The key's limits cannot be checked ({exc}); try again shortly") from None
             raise
+        if admission.lease is not None:
+            self.keeper.hold_lease(key.id, admission.lease)
+        if admission.reservation is not None:
+            self.keeper.hold_reservation(admission.reservation)
         return admission
+
+    def _take(self, admission: "Admission", images: int, transaction) -> None:
+        """Each step in `transaction` when the database holds them all (None: Redis, and a budget apart)."""
+        key, limits = admission.key, admission.key.limits
+        if limits.rpm is not None:
+            state = self.windows.hit(key.id, "requests", limits.rpm, MINUTE, within=transaction)
+            admission.request_window = state
+            if not state.allowed:
+                raise RateLimited(f"This key is limited to {limits.rpm} requests per minute; retry after "
+                                  f"{reset_text(state.reset_seconds)}", retry_after=max(1.0, state.reset_seconds),
+                                  headers=rate_headers(state))
+        if limits.concurrency is not None:
+            admission.lease = self.slots.acquire(key.id, limits.concurrency, LEASE_LIFETIME,
+                                                 within=transaction)
+            if admission.lease is None:
+                raise RateLimited(f"This key may run {limits.concurrency} generation(s) at once; one must "
+                                  "finish first", retry_after=CONCURRENCY_RETRY_AFTER,
+                                  code="concurrency_limit_exceeded")
+        if limits.budget_usd is not None:
+            # even a free request goes through the reservation: a spent budget refuses it, and a
+            # database that is down refuses it too (budgeted keys fail closed)
+            admission.reservation = self.budgets.reserve(key.id, admission.quote, LEASE_LIFETIME,
+                                                         within=transaction)
+        if limits.images_per_day is not None:
+            state = self.windows.hit(key.id, "images", limits.images_per_day, DAY, cost=images,
+                                     within=transaction)
+            if not state.allowed:
+                raise RateLimited(f"This key may make {limits.images_per_day} images per day; "
+                                  f"{state.remaining} are left now", retry_after=max(1.0, state.reset_seconds))
 
 
 class Admission:
@@ -123,37 +154,55 @@ class Admission:
         self.lease: str | None = None
         self.reservation: str | None = None
         self.quote: Decimal | None = None
+        self.request_window: WindowState | None = None  # for the x-ratelimit-* headers
         self._finished = False
         self._lock = threading.Lock()
 
     def finish(self, cost: Decimal | None, failed: bool = False) -> None:
-        """Free the slot and settle the budget with `cost` (None: unknown, the quote is charged), once."""
+        """Free the slot and settle the budget with `cost` (None: unknown, the quote is charged), once;
+        in the database, both in one transaction."""
         with self._lock:
             if self._finished:
                 return
             self._finished = True
-        keeper = self.quotas.keeper
+        quotas, keeper = self.quotas, self.quotas.keeper
+        lease_in_database = self.lease is not None and quotas.database_backed
         if self.lease is not None:
             keeper.drop_lease(self.key.id, self.lease)
-            try:
-                self.quotas.slots.release(self.key.id, self.lease)
-            except Exception as exc:  # it expires by itself within LEASE_LIFETIME
-                log.warning("could not free a concurrency slot (it expires by itself): %s", exc)
-        if self.key.limits.budget_usd is None:
+            if not lease_in_database:
+                self._release_lease(None)
+        charge = None
+        if self.key.limits.budget_usd is not None:
+            charge = cost if cost is not None else (Decimal(0) if failed else self.quote)
+            if cost is None and not failed and charge:
+                log.warning("the cost of a budgeted request is unknown; its quote of %s USD was charged", charge)
+        settle = charge is not None and (charge or self.reservation is not None)
+        if not (settle or lease_in_database):
             return
-        charge = cost if cost is not None else (Decimal(0) if failed else self.quote)
-        if charge is None or (not charge and self.reservation is None):
-            return
-        if cost is None and not failed:
-            log.warning("the cost of a budgeted request is unknown; its quote of %s USD was charged", charge)
         try:
-            self.quotas.budgets.settle(self.key.id, self.reservation, charge)
+            with quotas.budgets.db.write() as within:
+                if lease_in_database:
+                    self._release_lease(within)
+                if settle:
+                    quotas.budgets.settle(self.key.id, self.reservation, charge, within=within)
         except DatabaseUnavailable as exc:
-            log.warning("settling a budget failed (%s); retrying in the background, the reservation is held", exc)
-            keeper.settle_later(self.key.id, self.reservation, charge)
+            if settle:
+                log.warning("settling a budget failed (%s); retrying in the background, the reservation is held",
+                            exc)
+                keeper.settle_later(self.key.id, self.reservation, charge)
+            else:
+                log.warning("could not free a concurrency slot (it expires by itself): %s", exc)
             return
         if self.reservation is not None:
             keeper.drop_reservation(self.reservation)
+
+    def _release_lease(self, within) -> None:
+        try:
+            self.quotas.slots.release(self.key.id, self.lease, within=within)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # Redis: the lease expires by itself within LEASE_LIFETIME
+            log.warning("could not free a concurrency slot (it expires by itself): %s", exc)
 
 
 class Keeper:

@@ -25,23 +25,43 @@ def _dollars(amount: Decimal) -> str:
     return format(amount.quantize(Decimal("0.0001")), "f")
 
 
+def _statements():
+    """Built once: composing SQLAlchemy expressions per request costs more than running them."""
+    from sqlalchemy import bindparam, delete, func, select, update
+
+    r, k = _RESERVATIONS.c, _KEYS.c
+    return {
+        # FOR UPDATE: the key's row lock (SQLite: rendered without it; its write transaction locks)
+        "key": select(k.budget_usd, k.spent_usd).where(k.id == bindparam("kid")).with_for_update(),
+        "held": select(func.coalesce(func.sum(r.amount_usd), 0)).where(r.key_id == bindparam("kid"),
+                                                                         r.expires_at > bindparam("now")),
+        "reserve": _RESERVATIONS.insert().values(id=bindparam("reservation"), key_id=bindparam("kid"),
+                                                 amount_usd=bindparam("amount", type_=r.amount_usd.type),
+                                                 created_at=bindparam("now"), expires_at=bindparam("expires")),
+        "drop": delete(_RESERVATIONS).where(r.id == bindparam("reservation")),
+        "spend": update(_KEYS).where(k.id == bindparam("kid"))
+        .values(spent_usd=k.spent_usd + bindparam("cost", type_=k.spent_usd.type)),
+        "renew": update(_RESERVATIONS).where(r.id.in_(bindparam("reservations", expanding=True)))
+        .values(expires_at=bindparam("expires")),
+    }
+
+
 class Budgets:
     def __init__(self, db: Database, clock=utcnow):
         self.db = db
         self._clock = clock
+        self._sql = _statements()
 
-    def reserve(self, key_id: str, amount: Decimal, lifetime: float) -> str:
+    def reserve(self, key_id: str, amount: Decimal, lifetime: float, within=None) -> str:
         """A reservation id; InsufficientQuota when it does not fit, LedgerUnavailable when the database is down."""
-        from sqlalchemy import func, select
-
         now = self._clock()
         reservation = "resv_" + secrets.token_hex(8)
+        params = {"kid": key_id, "now": now, "reservation": reservation, "amount": amount,
+                  "expires": now + timedelta(seconds=lifetime)}
         try:
-            with self.db.write() as connection:
-                key = connection.execute(select(_KEYS.c.budget_usd, _KEYS.c.spent_usd)
-                                         .where(_KEYS.c.id == key_id).with_for_update()).one()
-                held = connection.execute(select(func.coalesce(func.sum(_RESERVATIONS.c.amount_usd), 0)).where(
-                    _RESERVATIONS.c.key_id == key_id, _RESERVATIONS.c.expires_at > now)).scalar_one()
+            with self.db.write(within) as connection:
+                key = connection.execute(self._sql["key"], params).one()
+                held = connection.execute(self._sql["held"], params).scalar_one()
                 budget, spent, held = Decimal(key.budget_usd), Decimal(key.spent_usd), Decimal(held)
                 if spent + held + amount > budget:
                     left = max(Decimal(0), budget - spent - held)
@@ -49,33 +69,26 @@ class Budgets:
                         f"This key's budget is spent: ${_dollars(spent)} of ${_dollars(budget)} used"
                         + (f", ${_dollars(held)} held by requests in flight" if held else "")
                         + f"; this request may cost up to ${_dollars(amount)} and ${_dollars(left)} is left")
-                connection.execute(_RESERVATIONS.insert().values(
-                    id=reservation, key_id=key_id, amount_usd=amount, created_at=now,
-                    expires_at=now + timedelta(seconds=lifetime)))
+                connection.execute(self._sql["reserve"], params)
         except DatabaseUnavailable as exc:
             raise LedgerUnavailable(f"The spend of this key cannot be checked ({exc}); nothing was spent, "
                                     "try again shortly") from None
         return reservation
 
-    def settle(self, key_id: str, reservation: str | None, cost: Decimal) -> None:
+    def settle(self, key_id: str, reservation: str | None, cost: Decimal, within=None) -> None:
         """The real cost is added to the key's spend and the reservation goes, together (also after it expired)."""
-        from sqlalchemy import delete, update
-
-        with self.db.write() as connection:
+        with self.db.write(within) as connection:
             if reservation:
-                connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation))
+                connection.execute(self._sql["drop"], {"reservation": reservation})
             if cost:
-                connection.execute(update(_KEYS).where(_KEYS.c.id == key_id)
-                                   .values(spent_usd=_KEYS.c.spent_usd + cost))
+                connection.execute(self._sql["spend"], {"kid": key_id, "cost": cost})
 
     def release(self, reservation: str) -> None:
-        from sqlalchemy import delete
         with self.db.write() as connection:
-            connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation))
+            connection.execute(self._sql["drop"], {"reservation": reservation})
 
     def renew(self, reservations: list[str], lifetime: float) -> None:
-        from sqlalchemy import update
         if reservations:
             with self.db.write() as connection:
-                connection.execute(update(_RESERVATIONS).where(_RESERVATIONS.c.id.in_(reservations))
-                                   .values(expires_at=self._clock() + timedelta(seconds=lifetime)))
+                connection.execute(self._sql["renew"], {"reservations": reservations,
+                                                        "expires": self._clock() + timedelta(seconds=lifetime)})

@@ -9,12 +9,12 @@ import secrets
 from datetime import timedelta
 
 from app.db import Database, DatabaseUnavailable
-from app.db.models import ApiKey, ConcurrencyLease
+from app.db.models import ConcurrencyLease
 from app.keys.records import utcnow
 from app.quotas.errors import LimitsUnavailable
+from app.quotas.locking import lock_key
 
 _LEASES = ConcurrencyLease.__table__
-_KEYS = ApiKey.__table__
 
 # KEYS[1]: the key's lease set; ARGV: lease lifetime (s), limit, lease id. 1 when taken, 0 when full.
 ACQUIRE = """
@@ -44,40 +44,56 @@ def new_lease_id() -> str:
     return "lease_" + secrets.token_hex(8)
 
 
+def _statements():
+    """Built once: composing SQLAlchemy expressions per request costs more than running them."""
+    from sqlalchemy import bindparam, delete, func, select, update
+
+    c = _LEASES.c
+    return {
+        "live": select(func.count()).where(c.key_id == bindparam("kid"), c.expires_at > bindparam("now")),
+        "take": _LEASES.insert().values(id=bindparam("lease"), key_id=bindparam("kid"),
+                                        expires_at=bindparam("expires")),
+        "free": delete(_LEASES).where(c.id == bindparam("lease")),
+        "renew": update(_LEASES).where(c.id.in_(bindparam("leases", expanding=True)))
+        .values(expires_at=bindparam("expires")),
+        "sweep": delete(_LEASES).where(c.expires_at <= bindparam("now")),
+    }
+
+
 class DatabaseSlots:
+    """Lease rows; expired ones (a dead worker's) are not counted, and are swept when leases are renewed."""
+
     def __init__(self, db: Database):
         self.db = db
+        self._sql = _statements()
 
-    def acquire(self, key_id: str, limit: int, lifetime: float) -> str | None:
-        from sqlalchemy import delete, func, select
-
+    def acquire(self, key_id: str, limit: int, lifetime: float, within=None) -> str | None:
+        """`within`: the caller's transaction, which already holds the key's lock."""
         now = utcnow()
         lease = new_lease_id()
         try:
-            with self.db.write() as connection:
-                connection.execute(select(_KEYS.c.id).where(_KEYS.c.id == key_id).with_for_update())
-                connection.execute(delete(_LEASES).where(_LEASES.c.key_id == key_id, _LEASES.c.expires_at <= now))
-                held = connection.execute(select(func.count()).where(_LEASES.c.key_id == key_id)).scalar_one()
-                if held >= limit:
+            with self.db.write(within) as connection:
+                if within is None:
+                    lock_key(connection, key_id)
+                if connection.execute(self._sql["live"], {"kid": key_id, "now": now}).scalar_one() >= limit:
                     return None
-                connection.execute(_LEASES.insert().values(id=lease, key_id=key_id,
-                                                           expires_at=now + timedelta(seconds=lifetime)))
+                connection.execute(self._sql["take"], {"lease": lease, "kid": key_id,
+                                                       "expires": now + timedelta(seconds=lifetime)})
         except DatabaseUnavailable as exc:
             raise LimitsUnavailable(f"The key's limits cannot be checked ({exc}); try again shortly") from None
         return lease
 
-    def release(self, key_id: str, lease: str) -> None:
-        from sqlalchemy import delete
-        with self.db.write() as connection:
-            connection.execute(delete(_LEASES).where(_LEASES.c.id == lease))
+    def release(self, key_id: str, lease: str, within=None) -> None:
+        with self.db.write(within) as connection:
+            connection.execute(self._sql["free"], {"lease": lease})
 
     def renew(self, leases: dict[str, list[str]], lifetime: float) -> None:
-        from sqlalchemy import update
         ids = [lease for held in leases.values() for lease in held]
-        if ids:
-            with self.db.write() as connection:
-                connection.execute(update(_LEASES).where(_LEASES.c.id.in_(ids))
-                                   .values(expires_at=utcnow() + timedelta(seconds=lifetime)))
+        now = utcnow()
+        with self.db.write() as connection:
+            if ids:
+                connection.execute(self._sql["renew"], {"leases": ids, "expires": now + timedelta(seconds=lifetime)})
+            connection.execute(self._sql["sweep"], {"now": now})
 
 
 class RedisSlots:
@@ -99,7 +115,7 @@ class RedisSlots:
             self._client = client
         return self._client
 
-    def acquire(self, key_id: str, limit: int, lifetime: float) -> str | None:
+    def acquire(self, key_id: str, limit: int, lifetime: float, within=None) -> str | None:
         lease = new_lease_id()
         try:
             self.client  # noqa: B018  (builds the scripts on first use)
@@ -109,7 +125,7 @@ class RedisSlots:
                                     "try again shortly") from None
         return lease if taken else None
 
-    def release(self, key_id: str, lease: str) -> None:
+    def release(self, key_id: str, lease: str, within=None) -> None:
         self.client.zrem(self.PREFIX + key_id, lease)
 
     def renew(self, leases: dict[str, list[str]], lifetime: float) -> None:

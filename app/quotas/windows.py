@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 
 from app.db import Database, DatabaseUnavailable
-from app.db.models import ApiKey, RateWindow
+from app.db.models import RateWindow
 from app.quotas.errors import LimitsUnavailable
+from app.quotas.locking import lock_key
 
 _WINDOWS = RateWindow.__table__
-_KEYS = ApiKey.__table__
 
 
 @dataclass(frozen=True)
@@ -42,39 +42,51 @@ def _wait(previous: int, current: int, period: int, now: float, window: int, lim
     return max(0.0, fits_at - now)
 
 
+def _statements():
+    """Built once: composing SQLAlchemy expressions per request costs more than running them."""
+    from sqlalchemy import bindparam, delete, select, update
+
+    w = _WINDOWS.c
+    same = (w.key_id == bindparam("kid"), w.name == bindparam("wname"))
+    return {
+        "counts": select(w.window_start, w.count).where(*same, w.window_start >= bindparam("previous")),
+        "add": update(_WINDOWS).where(*same, w.window_start == bindparam("window"))
+        .values(count=w.count + bindparam("cost")),
+        "open": _WINDOWS.insert().values(key_id=bindparam("kid"), name=bindparam("wname"),
+                                         window_start=bindparam("window"), count=bindparam("cost")),
+        "forget": delete(_WINDOWS).where(*same, w.window_start < bindparam("previous")),
+    }
+
+
 class DatabaseWindows:
     """Counters in `rate_windows`, changed under the key's row lock (SQLite: a write transaction)."""
 
     def __init__(self, db: Database, clock=time.time):
         self.db = db
         self._clock = clock
+        self._sql = _statements()
 
-    def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1) -> WindowState:
-        from sqlalchemy import delete, select
-
+    def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1,
+            within=None) -> WindowState:
+        """`within`: the caller's transaction, which already holds the key's lock."""
         now = self._clock()
         window = int(now // period) * period
+        params = {"kid": key_id, "wname": name, "previous": window - period, "window": window, "cost": cost}
         try:
-            with self.db.write() as connection:
-                connection.execute(select(_KEYS.c.id).where(_KEYS.c.id == key_id).with_for_update())
-                counts = dict(connection.execute(
-                    select(_WINDOWS.c.window_start, _WINDOWS.c.count).where(
-                        _WINDOWS.c.key_id == key_id, _WINDOWS.c.name == name,
-                        _WINDOWS.c.window_start.in_((window - period, window)))).all())
+            with self.db.write(within) as connection:
+                if within is None:
+                    lock_key(connection, key_id)
+                counts = dict(connection.execute(self._sql["counts"], params).all())
                 previous, current = counts.get(window - period, 0), counts.get(window, 0)
                 used = _weighted(previous, current, period, now, window)
                 if used + cost > limit:
                     return WindowState(False, limit, max(0, limit - math.ceil(used)),
                                        _wait(previous, current, period, now, window, limit, cost))
                 if window in counts:
-                    connection.execute(_WINDOWS.update().where(
-                        _WINDOWS.c.key_id == key_id, _WINDOWS.c.name == name, _WINDOWS.c.window_start == window)
-                        .values(count=_WINDOWS.c.count + cost))
-                else:
-                    connection.execute(_WINDOWS.insert().values(key_id=key_id, name=name, window_start=window,
-                                                                count=cost))
-                    connection.execute(delete(_WINDOWS).where(_WINDOWS.c.key_id == key_id, _WINDOWS.c.name == name,
-                                                              _WINDOWS.c.window_start < window - period))
+                    connection.execute(self._sql["add"], params)
+                else:  # a new fixed window: older ones than the previous can go
+                    connection.execute(self._sql["open"], params)
+                    connection.execute(self._sql["forget"], params)
         except DatabaseUnavailable as exc:
             raise LimitsUnavailable(f"The key's limits cannot be checked ({exc}); try again shortly") from None
         remaining = max(0, limit - math.ceil(used + cost))
@@ -82,16 +94,12 @@ class DatabaseWindows:
                            _wait(previous, current + cost, period, now, window, limit, 1))
 
     def peek(self, key_id: str, name: str, limit: int, period: int) -> WindowState:
-        from sqlalchemy import select
-
         now = self._clock()
         window = int(now // period) * period
         try:
             with self.db.read() as connection:
-                counts = dict(connection.execute(
-                    select(_WINDOWS.c.window_start, _WINDOWS.c.count).where(
-                        _WINDOWS.c.key_id == key_id, _WINDOWS.c.name == name,
-                        _WINDOWS.c.window_start.in_((window - period, window)))).all())
+                counts = dict(connection.execute(self._sql["counts"], {
+                    "kid": key_id, "wname": name, "previous": window - period}).all())
         except DatabaseUnavailable as exc:
             raise LimitsUnavailable(f"The key's limits cannot be checked ({exc}); try again shortly") from None
         previous, current = counts.get(window - period, 0), counts.get(window, 0)
@@ -131,7 +139,8 @@ class RedisWindows:
             return RateLimitItemPerDay(limit)
         return RateLimitItemPerSecond(limit, period)
 
-    def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1) -> WindowState:
+    def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1,
+            within=None) -> WindowState:
         item = self._item(limit, period)
         try:
             allowed = self.limiter.hit(item, key_id, name, cost=cost)
