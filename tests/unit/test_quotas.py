@@ -165,3 +165,27 @@ def test_rate_limit_headers_in_openai_form():
         "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59",
         "x-ratelimit-reset-requests": "0s"}
     assert reset_text(0.2) == "1s" and reset_text(90) == "1m30s"
+
+
+def test_with_redis_down_a_key_with_request_limits_fails_closed_a_budget_only_key_does_not(db, store):
+    from app.quotas.errors import LimitsUnavailable
+    quotas = Quotas(db, "redis://127.0.0.1:1/0")  # nothing listens there
+    limited = make_key(store, rpm=5)
+    with pytest.raises(LimitsUnavailable) as caught:
+        quotas.admit(limited, "local-image", 1, lambda: Decimal(0))
+    assert (caught.value.status, caught.value.code) == (503, "limits_unavailable")
+    budgeted = make_key(store, budget_usd=Decimal("1"))  # its budget lives in the database, which answers
+    quotas.admit(budgeted, "local-image", 1, lambda: Decimal("0.1")).finish(Decimal("0.1"))
+    assert store.get(budgeted.id).spent_usd == Decimal("0.1")
+
+
+def test_one_transaction_admits_so_a_refusal_takes_nothing(db, store):
+    quotas = Quotas(db)
+    key = make_key(store, rpm=100, concurrency=5, images_per_day=100, budget_usd=Decimal("0.15"))
+    quotas.admit(key, "local-image", 1, lambda: Decimal("0.10"))
+    with pytest.raises(InsufficientQuota):  # rpm and the slot were taken in the same transaction...
+        quotas.admit(key, "local-image", 1, lambda: Decimal("0.10"))
+    state = quotas.peek_requests(key)
+    assert state.remaining == 99  # ...and rolled back with it
+    with db.read() as connection:
+        assert len(connection.execute(select(LEASES.c.id)).all()) == 1
