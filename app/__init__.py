@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.usage.ledger import Ledger
     from app.downloads import Downloader
     from app.image_store import ImageStore
+    from app.jobs import Jobs
     from app.resilience import ChannelHealth, RetryPolicy
     from app.routing import Router
     from app.webhooks import Webhooks
@@ -50,6 +51,7 @@ class Gateway:
     ledger: "Ledger"
     images: "ImageStore | None" = None  # where pictures delivered as links live (GATEWAY_IMAGE_STORE)
     webhooks: "Webhooks | None" = None  # signed deliveries to Webhook-URL receivers (GATEWAY_WEBHOOK_SECRET)
+    jobs: "Jobs | None" = None          # asynchronous jobs (Prefer: respond-async), in-process or on Redis
     readiness_checks: list = field(default_factory=list)  # (name, callable raising when not ready)
 
 
@@ -71,6 +73,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.resilience import ChannelHealth, RetryPolicy
     from app.usage.ledger import Ledger
     from app.routing import Router
+    from app.jobs import Jobs, submission
     from app.webhooks import Webhooks
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
@@ -92,6 +95,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     quotas = Quotas(db, settings.redis_url)
     ledger = Ledger(db, os.path.join(settings.data_dir, LEDGER_SPOOL_DIR),
                     on_lost=lambda reason: metrics.LEDGER_ROWS_LOST.labels(reason).inc())
+    webhooks = Webhooks(settings, db)
     app.extensions["gateway"] = Gateway(
         settings=settings,
         auth=Authenticator(settings.api_keys, key_store, admin_token=settings.admin_token),
@@ -102,7 +106,8 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
                                  max_wait=settings.retry_max_wait, retry_read_timeouts=settings.retry_read_timeouts),
         health=ChannelHealth(failures_to_cool=settings.cooldown_failures, cooldown=settings.cooldown_seconds),
         images=image_store.from_settings(settings),
-        webhooks=Webhooks(settings),
+        webhooks=webhooks,
+        jobs=Jobs(settings, db, webhooks, app),
         db=db,
         key_store=key_store,
         quotas=quotas,
@@ -124,8 +129,11 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     request_log.init_app(app)
     recording.init_app(app)
     idempotency.init_app(app)
+    submission.init_app(app)
     errors.init_app(app)
     api.init_app(app)
-    # deliveries left pending by a restart resume once this worker serves its first request
+    # deliveries left pending by a restart resume once this worker serves its first request; so does
+    # the job keeper (lease renewals, jobs of dead runners, expired jobs)
     app.before_request(app.extensions["gateway"].webhooks.ensure_running)
+    app.before_request(app.extensions["gateway"].jobs.ensure_running)
     return app

@@ -90,6 +90,27 @@ class Authenticator:
         self.cache.put(digest, key)
         return key
 
+    def key_by_id(self, key_id: str) -> ClientKey:
+        """The key with this id as it is now (a job runs for the key that made it, which may have changed);
+        AuthenticationFailed when it is gone, revoked or expired."""
+        for _, key in self._static:
+            if key.id == key_id:
+                return key
+        found = None
+        if self.store is not None and not key_id.startswith("env-"):
+            from app.keys.store import UnknownKey
+            try:
+                found = self.store.get(key_id)
+            except UnknownKey:
+                found = None
+        if found is None:
+            raise AuthenticationFailed("The client key that made this job no longer exists")
+        if found.revoked_at is not None:
+            raise AuthenticationFailed(REVOKED)
+        if found.expired():
+            raise AuthenticationFailed(EXPIRED)
+        return found
+
     def forget(self, key_id: str) -> None:
         """A key changed in this process: the next request reads it again."""
         self.cache.forget(key_id)

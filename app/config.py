@@ -73,6 +73,11 @@ DEFAULT_MAX_TOTAL_IMAGE_BYTES = 64 * 1024 * 1024   # every input image of a requ
 DEFAULT_DOWNLOAD_CONCURRENCY = 16                   # client image downloads at once, per worker process
 # Gemini thought signatures kept between turns (app/thought_signatures.py says why this long)
 DEFAULT_SIGNATURE_TTL = thought_signatures.DEFAULT_TTL
+# jobs (issue 12 items 3 and 5)
+DEFAULT_JOB_THREADS = 4
+DEFAULT_JOB_TTL = 24 * 3600.0       # a finished job without links is kept this long
+DEFAULT_JOB_LEASE = 30.0            # a job runner silent this long is taken for dead
+MIN_JOB_LEASE = 1.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,10 @@ class Settings:
     # hardening (issue 14)
     max_total_image_bytes: int = DEFAULT_MAX_TOTAL_IMAGE_BYTES
     download_concurrency: int = DEFAULT_DOWNLOAD_CONCURRENCY
+    # jobs (issue 12 items 3 and 5): in the web process, or on a queue worker when redis_url is set
+    job_threads: int = DEFAULT_JOB_THREADS
+    job_ttl: float = DEFAULT_JOB_TTL
+    job_lease: float = DEFAULT_JOB_LEASE
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -213,6 +222,10 @@ class Settings:
                                                  minimum=1024)),
             download_concurrency=int(env.number("GATEWAY_DOWNLOAD_CONCURRENCY", DEFAULT_DOWNLOAD_CONCURRENCY,
                                                 minimum=1)),
+            # jobs (issue 12)
+            job_threads=int(env.number("GATEWAY_JOB_THREADS", DEFAULT_JOB_THREADS, minimum=1)),
+            job_ttl=env.number("GATEWAY_JOB_TTL_SECONDS", DEFAULT_JOB_TTL, minimum=60),
+            job_lease=env.number("GATEWAY_JOB_LEASE_SECONDS", DEFAULT_JOB_LEASE, minimum=MIN_JOB_LEASE),
         )
 
 

@@ -67,17 +67,25 @@ class _StoringEvents(ImageEvents):
         self._events.finished(slot, result)
 
 
-def for_request(image_format: str | None, param: str) -> LinkDelivery | None:
-    """None for base64 answers; for `url`, the delivery (400 naming the setting when no store can serve)."""
-    if image_format != URL:
+def for_request(image_format: str | None, param: str, *, links_if_stored: bool = False) -> LinkDelivery | None:
+    """None for base64 answers; for `url`, the delivery (400 naming the setting when no store can serve).
+
+    `links_if_stored` (a job's run: its result is kept, and links keep it small) gives links whenever
+    a usable store is configured, and base64 otherwise, whatever the request asked.
+    """
+    if image_format != URL and not links_if_stored:
         return None
     gateway = current_app.extensions["gateway"]
     store: ImageStore | None = gateway.images
     if store is None:
+        if image_format != URL:
+            return None
         raise InvalidRequest(NO_STORE, param=param, code="image_store_not_configured")
     try:
         store.check()
     except StoreUnusable as exc:
+        if image_format != URL:
+            return None
         raise InvalidRequest(str(exc), param=param, code="image_store_not_configured") from None
     base_url = gateway.settings.public_url or request.url_root.rstrip("/")
     return LinkDelivery(store=store, owner=owner_of(client_id()), base_url=base_url)

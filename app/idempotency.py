@@ -21,6 +21,7 @@ from app.answer_options import STYLE_HEADER
 from app.auth import authenticate_request
 from app.core.errors import GatewayError, InvalidRequest
 from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
+from app.jobs.prefer import asks_async
 
 log = logging.getLogger("gateway")
 
@@ -30,6 +31,7 @@ KEY_PATTERN = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
 GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
 API_PREFIXES = ("/v1/", "/api/v1/")
 KEPT_HEADER_PREFIX = "x-gateway-"
+KEPT_HEADERS = ("location", "preference-applied")  # a job's 202: where to poll it
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 FIXED_BOUNDARY = b"idempotency-boundary"
@@ -73,7 +75,8 @@ def init_app(app: Flask) -> None:
         record_key = namespaced(authorization, key)
         fingerprint = request_fingerprint(request.method, request.path, request.get_data(cache=True),
                                           request.mimetype_params.get("boundary") if request.mimetype == MULTIPART
-                                          else None, request.headers.get(STYLE_HEADER, "").strip().lower())
+                                          else None, request.headers.get(STYLE_HEADER, "").strip().lower(),
+                                          asks_async(request.headers))
         wait_limit = current_app.extensions["gateway"].settings.request_deadline + CLAIM_MARGIN
         try:
             outcome = resolve(store, record_key, fingerprint, wait_limit)
@@ -132,9 +135,10 @@ def namespaced(authorization: str, key: str) -> str:
 
 
 def request_fingerprint(method: str, path: str, body: bytes, boundary: str | None = None,
-                        answer_style: str = "") -> str:
+                        answer_style: str = "", asynchronous: bool = False) -> str:
     """A digest of the request as sent: method, path, raw body bytes (and the answer style asked in
-    a header, which changes the answer's shape: DESIGN §10).
+    a header, which changes the answer's shape: DESIGN §10; and `Prefer: respond-async`, which makes
+    the answer a job: DESIGN §9).
 
     A multipart body's boundary is swapped for a fixed one first: HTTP clients (httpx, requests)
     draw a new random boundary for every attempt, so without this no retried upload would match.
@@ -145,6 +149,8 @@ def request_fingerprint(method: str, path: str, body: bytes, boundary: str | Non
     digest = hashlib.sha256(f"{method} {path}\n".encode())
     if answer_style:
         digest.update(f"style: {answer_style}\n".encode())
+    if asynchronous:
+        digest.update(b"respond-async\n")
     digest.update(body)
     return digest.hexdigest()
 
@@ -190,10 +196,11 @@ def _reused() -> Conflict:
 
 
 def kept_headers(response: Response) -> tuple[tuple[str, str], ...]:
-    """What a replay carries besides the body: the content type and the x-gateway-* headers."""
+    """What a replay carries besides the body: the content type, the x-gateway-* headers, and a job's
+    Location and Preference-Applied."""
     kept = [("Content-Type", response.headers.get("Content-Type", JSON))]
     kept += [(name, value) for name, value in response.headers.items()
-             if name.lower().startswith(KEPT_HEADER_PREFIX)]
+             if name.lower().startswith(KEPT_HEADER_PREFIX) or name.lower() in KEPT_HEADERS]
     return tuple(kept)
 
 

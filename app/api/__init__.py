@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, g
 
-from app.api import admin, chat, health, image_links, images, metrics, models, playground
+from app.api import admin, chat, health, image_links, images, jobs, metrics, models, playground
 from app.auth import authenticate_request
 from app.core import context
 from app.core.errors import GatewayError
@@ -42,7 +42,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.after_request(rate_limit_headers)
     for prefix in ("/v1", "/api/v1"):
-        for module in (chat, images, models):
+        for module in (chat, images, jobs, models):
             bp = module.blueprint(prefix)
             bp.before_request(require_client_key)
             app.register_blueprint(bp)

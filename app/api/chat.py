@@ -6,6 +6,8 @@ from flask import Blueprint, Response, current_app, g, request
 from app import answers, delivery, dispatch, input_fetches, keepalive, schemas, streaming
 from app.answer_options import STYLE_HEADER, AnswerOptions, choose_style
 from app.chat_request import check_message_count, read_chat_request
+from app.jobs import submission
+from app.jobs.replay import in_job_run
 from app.jsonio import json_response
 from app.request_body import read_json_body
 
@@ -49,7 +51,7 @@ def stream_response(gateway, planned: dispatch.Plan, writer, links: delivery.Lin
 def json_answer(gateway, produce) -> Response:
     """A JSON answer, with whitespace keep-alive while waiting when GATEWAY_KEEPALIVE_SECONDS is set."""
     interval = gateway.settings.keepalive_seconds
-    return keepalive.respond(produce, interval) if interval else produce()
+    return keepalive.respond(produce, interval) if interval and not in_job_run() else produce()
 
 
 def blueprint(prefix: str) -> Blueprint:
@@ -63,9 +65,12 @@ def blueprint(prefix: str) -> Blueprint:
         payload = read_json_body()
         check_message_count(payload, gateway.settings)
         ask = read_chat_request(schemas.load(_SCHEMA, payload), gateway.settings)
-        gateway.webhooks.requested_target(request.headers)  # checked now; jobs will call it when they end
-        links = delivery.for_request(ask.image_response_format, "image_response_format")
+        webhook_url = gateway.webhooks.requested_target(request.headers)  # called when a job ends
+        links = delivery.for_request(ask.image_response_format, "image_response_format",
+                                     links_if_stored=in_job_run())
         planned = dispatch.plan(gateway, ask.request)
+        if submission.requested():
+            return submission.accept(stream=ask.stream, answer_style=options.style, webhook_url=webhook_url)
         if ask.stream:
             writer = streaming.ChatStream(model=ask.request.model, n=ask.request.n, want_content=ask.want_content,
                                           want_tool=ask.want_tool, tool_params=planned.request.params,

@@ -5,6 +5,8 @@ from app import answers, delivery, dispatch, schemas, streaming
 from app.api.chat import answer_options, json_answer, stream_response, within_budget
 from app.core.errors import InvalidRequest, ProviderRejected
 from app.images_request import form_fields, json_references, read_form, read_images_request, uploaded_images
+from app.jobs import submission
+from app.jobs.replay import in_job_run
 from app.jsonio import json_response
 from app.request_body import read_json_body
 
@@ -44,9 +46,11 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     gateway = current_app.extensions["gateway"]
     options = answer_options(gateway)
     ask = read_images_request(data, gateway.settings, images=images, mask=mask)
-    gateway.webhooks.requested_target(request.headers)  # checked now; jobs will call it when they end
-    links = delivery.for_request(ask.response_format, "response_format")
+    webhook_url = gateway.webhooks.requested_target(request.headers)  # called when a job ends
+    links = delivery.for_request(ask.response_format, "response_format", links_if_stored=in_job_run())
     planned = dispatch.plan(gateway, ask.request)
+    if submission.requested():
+        return submission.accept(stream=ask.stream, answer_style=options.style, webhook_url=webhook_url)
     if ask.stream:
         with within_budget(ask.download_budget):
             return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # USD amounts: 8 decimals keep per-token prices (a few millionths of a dollar) exact
@@ -102,3 +102,54 @@ class UsageRecord(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     replayed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ImageJob(Base):
+    """An asynchronous generation (DESIGN §9): the request as it was sent, then its answer or error.
+
+    The request (`request_body`) is kept until the job ends, so a runner that dies mid-job leaves
+    enough to run it again; `runner` and `lease_expires_at` say who runs it and until when it is
+    taken as alive (renewed while it works).
+    """
+
+    __tablename__ = "image_jobs"
+    __table_args__ = (Index("ix_image_jobs_status_lease", "status", "lease_expires_at"),
+                      Index("ix_image_jobs_expires", "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40))  # no foreign key: env-1... keys have no row
+    status: Mapped[str] = mapped_column(String(20))   # queued, in_progress, succeeded, failed, cancelled
+    mode: Mapped[str] = mapped_column(String(10))     # "process" (the web process runs it) or "queue" (a worker)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)  # deleted after this
+    request_id: Mapped[str] = mapped_column(String(128))
+    request_path: Mapped[str] = mapped_column(String(200))
+    request_headers: Mapped[str] = mapped_column(Text)          # JSON: the headers the answer depends on
+    request_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    base_url: Mapped[str] = mapped_column(Text)                 # where links in the result start
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)   # runs started
+    runner: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)  # queue mode: message sent
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the JSON answer
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)            # JSON: the OpenAI error object
+
+
+class WebhookDelivery(Base):
+    """A webhook message waiting to be delivered (or given up), shared by every process of the deployment."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_state_due", "state", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the webhook-id header
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(10))    # pending, sending, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(DateTime())
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -5,17 +5,19 @@ request's `Webhook-URL` header (a 400 naming the header when the URL is refused)
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Mapping
 
 from app.core.errors import InvalidRequest
 from app.jsonio import dumps
-from app.webhooks.outbox import Delivery, DirectoryOutbox
+from app.webhooks.outbox import DatabaseOutbox, Delivery
 from app.webhooks.sender import Dispatcher, WebhookSender
 from app.webhooks.targets import TargetRefused, check_target
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from app.config import Settings
+    from app.db import Database
 
 HEADER = "Webhook-URL"
 NO_SECRET = ("Webhook-URL needs webhooks to be signed, and this gateway has no signing secret: "
@@ -25,11 +27,12 @@ NO_SECRET = ("Webhook-URL needs webhooks to be signed, and this gateway has no s
 class Webhooks:
     """The app's webhook sender: built from the settings without I/O; its thread starts at the first use."""
 
-    def __init__(self, settings: "Settings", outbox_dir: str | None = None):
+    def __init__(self, settings: "Settings", db: "Database"):
         self.allow_private = settings.allow_private_urls
         self.dispatcher: Dispatcher | None = None
+        self.outbox: DatabaseOutbox | None = None
         if settings.webhook_secret:
-            outbox = DirectoryOutbox(outbox_dir or os.path.join(settings.data_dir, "webhooks"))
+            outbox = self.outbox = DatabaseOutbox(db)
             sender = WebhookSender(settings.webhook_secret, settings.allow_private_urls, settings.connect_timeout)
             self.dispatcher = Dispatcher(outbox, sender)
 
@@ -51,11 +54,25 @@ class Webhooks:
 
     def send(self, url: str, payload: dict) -> Delivery:
         """Persist a signed POST of `payload` (JSON) to `url`; it is sent at once and retried until delivered."""
-        if self.dispatcher is None:
-            raise RuntimeError("webhooks are not configured (GATEWAY_WEBHOOK_SECRET)")
-        delivery = Delivery.new(url, dumps(payload), self.dispatcher.sender.clock())
+        delivery = self.new_delivery(url, dumps(payload))
         self.dispatcher.add(delivery)
         return delivery
+
+    def send_within(self, connection: "Connection", url: str, body: bytes) -> Delivery:
+        """Keep a delivery of `body` (JSON) to `url` in the caller's transaction; call `wake` once it committed."""
+        delivery = self.new_delivery(url, body)
+        self.outbox.add_within(connection, delivery)
+        return delivery
+
+    def new_delivery(self, url: str, body: bytes) -> Delivery:
+        if self.dispatcher is None:
+            raise RuntimeError("webhooks are not configured (GATEWAY_WEBHOOK_SECRET)")
+        return Delivery.new(url, body, self.dispatcher.sender.clock())
+
+    def wake(self) -> None:
+        """Have this process's dispatcher look for due deliveries now."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     def ensure_running(self) -> None:
         """Resume deliveries left pending (by this process before a restart, or by others)."""

@@ -1,21 +1,29 @@
-"""Pending webhook deliveries, kept on disk so a restart loses none.
+"""Pending webhook deliveries, kept in the database so a restart loses none, whichever process sends them.
 
-The `Outbox` contract is what the dispatcher needs; `DirectoryOutbox` keeps it with files (one per
-delivery, moved between `pending/`, `sending/` and `failed/` by atomic renames), shared by every
-worker and instance that shares the directory. A database table can keep the same contract.
+The `Outbox` contract is what the dispatcher needs; `DatabaseOutbox` keeps it in the
+`webhook_deliveries` table, shared by every web worker, queue worker and instance of the deployment
+(a job that ends on a queue worker on another machine is delivered even if that machine goes away).
+A delivery can be added inside the transaction that ends its job (`add_within`), so a job is never
+finished without its webhook, nor the reverse.
 """
 from __future__ import annotations
 
-import json
-import os
 import secrets
-from dataclasses import asdict, dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Protocol
 
-DIRECTORY_MODE = 0o700
-FILE_MODE = 0o600
+from app.db.models import WebhookDelivery
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from app.db import Database
+
 SENDING_LEASE = 120.0          # a claim older than this belonged to a process that died mid-send
 FAILED_KEPT_SECONDS = 7 * 24 * 3600.0
+PENDING, SENDING, FAILED = "pending", "sending", "failed"
+_TABLE = WebhookDelivery.__table__
 
 
 @dataclass(frozen=True)
@@ -33,17 +41,6 @@ class Delivery:
     @classmethod
     def new(cls, url: str, body: bytes, now: float) -> "Delivery":
         return cls(id="msg_" + secrets.token_urlsafe(18), url=url, body=body, due=now, created=now)
-
-    def to_bytes(self) -> bytes:
-        fields = asdict(self)
-        fields["body"] = self.body.decode("utf-8")
-        return json.dumps(fields, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "Delivery":
-        fields = json.loads(data)
-        fields["body"] = fields["body"].encode("utf-8")
-        return cls(**fields)
 
 
 class Outbox(Protocol):
@@ -63,106 +60,90 @@ class Outbox(Protocol):
     def next_due(self) -> float | None: ...
 
 
-class DirectoryOutbox:
-    """pending/<due-ms>_<id>.json -> sending/<id>.json -> (deleted | pending again | failed/<id>.json)."""
+def naive_utc(unix: float) -> datetime:
+    """Unix seconds as the naive UTC datetime every database timestamp is."""
+    return datetime.fromtimestamp(unix, timezone.utc).replace(tzinfo=None)
 
-    def __init__(self, root: str, lease: float = SENDING_LEASE):
-        self.root = root
+
+def unix(moment: datetime) -> float:
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+class DatabaseOutbox:
+    """Rows of `webhook_deliveries`: pending -> sending (claimed) -> deleted | pending again | failed.
+
+    Claims are taken in a write transaction (PostgreSQL: rows locked with SKIP LOCKED; SQLite: its
+    write lock), so two dispatchers never claim the same delivery.
+    """
+
+    def __init__(self, db: "Database", lease: float = SENDING_LEASE):
+        self.db = db
         self.lease = lease
-        self.pending = os.path.join(root, "pending")
-        self.sending = os.path.join(root, "sending")
-        self.failed = os.path.join(root, "failed")
 
     def add(self, delivery: Delivery) -> None:
-        for directory in (self.pending, self.sending, self.failed):
-            os.makedirs(directory, mode=DIRECTORY_MODE, exist_ok=True)
-        self._write(os.path.join(self.pending, _pending_name(delivery)), delivery)
-
-    def claim_due(self, now: float, limit: int) -> list[Delivery]:
-        self._recover_abandoned(now)
-        claimed = []
-        for name in sorted(_listing(self.pending)):
-            due, _, message_id = name.partition("_")
-            if not due.isdigit() or not name.endswith(".json"):
-                continue
-            if int(due) / 1000 > now or len(claimed) >= limit:
-                break
-            target = os.path.join(self.sending, message_id)
-            try:
-                os.rename(os.path.join(self.pending, name), target)  # only one claimant succeeds
-            except FileNotFoundError:
-                continue
-            try:
-                with open(target, "rb") as handle:
-                    claimed.append(Delivery.from_bytes(handle.read()))
-            except (OSError, ValueError, TypeError, KeyError):
-                os.replace(target, os.path.join(self.failed, message_id))  # unreadable: set aside, not retried forever
-        return claimed
-
-    def finish(self, delivery: Delivery) -> None:
-        _remove(self._sending_path(delivery))
-
-    def reschedule(self, delivery: Delivery, due: float, error: str) -> None:
-        updated = replace(delivery, attempts=delivery.attempts + 1, due=due, last_error=error)
-        sending = self._sending_path(delivery)
-        self._write(sending, updated)  # a crash from here on leaves it claimed: recovered after the lease
-        os.rename(sending, os.path.join(self.pending, _pending_name(updated)))
-
-    def give_up(self, delivery: Delivery, error: str) -> None:
-        updated = replace(delivery, attempts=delivery.attempts + 1, last_error=error)
-        sending = self._sending_path(delivery)
-        self._write(sending, updated)
-        os.rename(sending, os.path.join(self.failed, f"{delivery.id}.json"))
-
-    def next_due(self) -> float | None:
-        dues = [int(name.partition("_")[0]) for name in _listing(self.pending) if name.partition("_")[0].isdigit()]
-        return min(dues) / 1000 if dues else None
-
-    def _recover_abandoned(self, now: float) -> None:
-        """Claims held longer than the lease go back to pending, due now; old failures are dropped."""
-        for name in _listing(self.sending):
-            path = os.path.join(self.sending, name)
-            try:
-                # ctime: a rename sets it, so it is when the claim was taken
-                if name.endswith(".json") and now - os.stat(path).st_ctime > self.lease:
-                    os.rename(path, os.path.join(self.pending, f"{int(now * 1000):013d}_{name}"))
-            except FileNotFoundError:
-                continue
-        for name in _listing(self.failed):
-            path = os.path.join(self.failed, name)
-            try:
-                if now - os.stat(path).st_mtime > FAILED_KEPT_SECONDS:
-                    os.unlink(path)
-            except FileNotFoundError:
-                continue
-
-    def _sending_path(self, delivery: Delivery) -> str:
-        return os.path.join(self.sending, f"{delivery.id}.json")
+        with self.db.write() as connection:
+            self.add_within(connection, delivery)
 
     @staticmethod
-    def _write(path: str, delivery: Delivery) -> None:
-        temp = f"{path}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(delivery.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+    def add_within(connection: "Connection", delivery: Delivery) -> None:
+        """Insert `delivery` in the caller's transaction (it is kept only if that commits)."""
+        connection.execute(_TABLE.insert().values(
+            id=delivery.id, url=delivery.url, body=delivery.body, state=PENDING, attempts=delivery.attempts,
+            due_at=naive_utc(delivery.due), created_at=naive_utc(delivery.created), last_error=delivery.last_error))
+
+    def claim_due(self, now: float, limit: int) -> list[Delivery]:
+        from sqlalchemy import delete, select, update
+
+        moment = naive_utc(now)
+        with self.db.write() as connection:
+            # claims older than the lease belonged to a process that died mid-send: due again now
+            connection.execute(update(_TABLE).where(
+                _TABLE.c.state == SENDING, _TABLE.c.claimed_at < moment - timedelta(seconds=self.lease))
+                .values(state=PENDING, due_at=moment, claimed_at=None))
+            connection.execute(delete(_TABLE).where(
+                _TABLE.c.state == FAILED, _TABLE.c.due_at < moment - timedelta(seconds=FAILED_KEPT_SECONDS)))
+            query = (select(_TABLE).where(_TABLE.c.state == PENDING, _TABLE.c.due_at <= moment)
+                     .order_by(_TABLE.c.due_at).limit(limit))
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = connection.execute(query).all()
+            if rows:
+                connection.execute(update(_TABLE).where(_TABLE.c.id.in_([row.id for row in rows]))
+                                   .values(state=SENDING, claimed_at=moment))
+        return [_delivery(row) for row in rows]
+
+    def finish(self, delivery: Delivery) -> None:
+        from sqlalchemy import delete
+        with self.db.write() as connection:
+            connection.execute(delete(_TABLE).where(_TABLE.c.id == delivery.id))
+
+    def reschedule(self, delivery: Delivery, due: float, error: str) -> None:
+        self._update(delivery, state=PENDING, attempts=delivery.attempts + 1, due_at=naive_utc(due),
+                     claimed_at=None, last_error=error)
+
+    def give_up(self, delivery: Delivery, error: str) -> None:
+        # due_at stays the time of the last attempt: failed rows are kept a week from then
+        self._update(delivery, state=FAILED, attempts=delivery.attempts + 1, claimed_at=None, last_error=error)
+
+    def next_due(self) -> float | None:
+        from sqlalchemy import func, select
+        with self.db.read() as connection:
+            due = connection.execute(select(func.min(_TABLE.c.due_at)).where(_TABLE.c.state == PENDING)).scalar()
+        return None if due is None else unix(due)
+
+    def get(self, delivery_id: str) -> tuple[str, Delivery] | None:
+        """A delivery's state and content (tests, operators)."""
+        from sqlalchemy import select
+        with self.db.read() as connection:
+            row = connection.execute(select(_TABLE).where(_TABLE.c.id == delivery_id)).first()
+        return None if row is None else (row.state, _delivery(row))
+
+    def _update(self, delivery: Delivery, **values) -> None:
+        from sqlalchemy import update
+        with self.db.write() as connection:
+            connection.execute(update(_TABLE).where(_TABLE.c.id == delivery.id).values(**values))
 
 
-def _pending_name(delivery: Delivery) -> str:
-    return f"{int(delivery.due * 1000):013d}_{delivery.id}.json"
-
-
-def _listing(directory: str) -> list[str]:
-    try:
-        return [name for name in os.listdir(directory) if not name.endswith(".tmp")]
-    except FileNotFoundError:
-        return []
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _delivery(row) -> Delivery:
+    return Delivery(id=row.id, url=row.url, body=bytes(row.body), attempts=row.attempts, due=unix(row.due_at),
+                    created=unix(row.created_at), last_error=row.last_error)

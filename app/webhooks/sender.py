@@ -107,6 +107,10 @@ class Dispatcher:
     def add(self, delivery: Delivery) -> None:
         """Persist a delivery, then have this process's thread send it at once."""
         self.outbox.add(delivery)
+        self.wake()
+
+    def wake(self) -> None:
+        """Have this process's thread look for due deliveries now (one was just added)."""
         self.ensure_running()
         self._wake.set()
 

@@ -1,10 +1,9 @@
-"""Webhooks: Standard Webhooks signatures checked by the reference verifier, the URL guard, the on-disk
-outbox, retries with backoff, and deliveries that survive a restart."""
+"""Webhooks: Standard Webhooks signatures checked by the reference verifier, the URL guard, the
+outbox in the database, retries with backoff, and deliveries that survive a restart."""
 from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 
 import pytest
@@ -12,7 +11,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.config import ConfigError, Settings
 from app.webhooks import HEADER, Webhooks
-from app.webhooks.outbox import Delivery, DirectoryOutbox
+from app.db import Database
+from app.webhooks.outbox import DatabaseOutbox, Delivery
 from app.webhooks.sender import RETRY_DELAYS, Dispatcher, WebhookSender, retry_delay
 from app.webhooks.signing import signed_headers
 from app.webhooks.targets import MAX_URL_LENGTH, TargetRefused, check_target
@@ -175,9 +175,15 @@ def quick(attempts: int) -> float | None:
     return 0.05 if attempts < 3 else None
 
 
-def test_a_failing_receiver_is_retried_until_it_accepts(receiver, tmp_path):
+def outbox_on(database_url: str, lease: float = 120.0) -> DatabaseOutbox:
+    """An outbox over the test's database, as a separate process would open it."""
+    return DatabaseOutbox(Database(database_url), lease=lease)
+
+
+def test_a_failing_receiver_is_retried_until_it_accepts(receiver, database_url):
     receiver.fake.reply("/hooks", Reply(500), Reply(503))
-    dispatcher = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick, poll_interval=0.05)
+    outbox = outbox_on(database_url)
+    dispatcher = Dispatcher(outbox, sender(), delays=quick, poll_interval=0.05)
     delivery = Delivery.new(receiver.url, b'{"id": "imgjob_3"}', time.time())
     dispatcher.add(delivery)
     try:
@@ -187,39 +193,41 @@ def test_a_failing_receiver_is_retried_until_it_accepts(receiver, tmp_path):
     attempts = receiver.fake.received("/hooks")
     assert len(attempts) == 3
     assert {r.headers["webhook-id"] for r in attempts} == {delivery.id}  # receivers can drop duplicates
-    assert not os.listdir(tmp_path / "pending") and not os.listdir(tmp_path / "sending")
+    assert outbox.get(delivery.id) is None and outbox.next_due() is None  # delivered: nothing left
 
 
-def test_a_delivery_is_given_up_with_its_reason_after_the_last_retry(receiver, tmp_path):
+def test_a_delivery_is_given_up_with_its_reason_after_the_last_retry(receiver, database_url):
     receiver.fake.reply("/hooks", Reply(500), Reply(500), Reply(500))
-    outbox = DirectoryOutbox(str(tmp_path))
+    outbox = outbox_on(database_url)
     dispatcher = Dispatcher(outbox, sender(), delays=quick, poll_interval=0.05)
     delivery = Delivery.new(receiver.url, b"{}", time.time())
     dispatcher.add(delivery)
     try:
-        wait_for(lambda: os.listdir(tmp_path / "failed"))
+        wait_for(lambda: outbox.get(delivery.id)[0] == "failed")
     finally:
         dispatcher.stop()
-    failed = Delivery.from_bytes((tmp_path / "failed" / f"{delivery.id}.json").read_bytes())
+    _, failed = outbox.get(delivery.id)
     assert failed.attempts == 3 and failed.last_error == "the receiver answered HTTP 500"
     assert len(receiver.fake.received("/hooks")) == 3
+    assert outbox.next_due() is None  # never tried again
 
 
-def test_gone_means_stop_at_once(receiver, tmp_path):
+def test_gone_means_stop_at_once(receiver, database_url):
     receiver.fake.reply("/hooks", Reply(410))
-    dispatcher = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick)
-    dispatcher.outbox.add(Delivery.new(receiver.url, b"{}", time.time()))
+    dispatcher = Dispatcher(outbox_on(database_url), sender(), delays=quick)
+    delivery = Delivery.new(receiver.url, b"{}", time.time())
+    dispatcher.outbox.add(delivery)
     assert dispatcher.run_due() == 1
-    assert len(os.listdir(tmp_path / "failed")) == 1 and len(receiver.fake.received()) == 1
+    assert dispatcher.outbox.get(delivery.id)[0] == "failed" and len(receiver.fake.received()) == 1
 
 
-def test_a_pending_delivery_survives_a_restart(receiver, tmp_path):
+def test_a_pending_delivery_survives_a_restart(receiver, database_url):
     # the first process keeps it but never sends it (it stops first, or its receiver was down)
-    first = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick)
+    first = Dispatcher(outbox_on(database_url), sender(), delays=quick)
     first.outbox.add(Delivery.new(receiver.url, b'{"id": "imgjob_4"}', time.time() + 0.2))
     assert first.run_due() == 0  # not due yet
-    # a new process over the same directory sends it when it is due
-    second = Dispatcher(DirectoryOutbox(str(tmp_path)), sender(), delays=quick, poll_interval=0.05)
+    # a new process over the same database sends it when it is due
+    second = Dispatcher(outbox_on(database_url), sender(), delays=quick, poll_interval=0.05)
     second.ensure_running()
     try:
         wait_for(lambda: receiver.verified)
@@ -228,26 +236,26 @@ def test_a_pending_delivery_survives_a_restart(receiver, tmp_path):
     assert receiver.verified[0][1] == {"id": "imgjob_4"}
 
 
-def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_the_lease(receiver, tmp_path):
-    dying = DirectoryOutbox(str(tmp_path), lease=0.2)
+def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_the_lease(receiver, database_url):
+    dying = outbox_on(database_url, lease=0.2)
     dying.add(Delivery.new(receiver.url, b'{"id": "imgjob_5"}', time.time()))
     assert len(dying.claim_due(time.time(), 10)) == 1  # ... and the process is killed mid-send
-    survivor = Dispatcher(DirectoryOutbox(str(tmp_path), lease=0.2), sender(), delays=quick)
+    survivor = Dispatcher(outbox_on(database_url, lease=0.2), sender(), delays=quick)
     assert survivor.run_due() == 0  # still leased to the dead process
     time.sleep(0.3)
     assert survivor.run_due() == 1
     assert receiver.verified[0][1] == {"id": "imgjob_5"}
 
 
-def test_two_dispatchers_never_claim_the_same_delivery(tmp_path):
-    outbox_a, outbox_b = DirectoryOutbox(str(tmp_path)), DirectoryOutbox(str(tmp_path))
+def test_two_dispatchers_never_claim_the_same_delivery(database_url):
+    outbox_a, outbox_b = outbox_on(database_url), outbox_on(database_url)
     for index in range(20):
         outbox_a.add(Delivery.new(f"https://93.184.215.14/{index}", b"{}", time.time()))
     claimed = outbox_a.claim_due(time.time(), 7) + outbox_b.claim_due(time.time(), 100)
     assert len(claimed) == 20 and len({d.id for d in claimed}) == 20
 
 
-def test_the_app_sends_through_its_outbox(make_app, receiver, tmp_path):
+def test_the_app_sends_through_its_outbox(make_app, receiver, database_url):
     app = make_app_with_webhooks(make_app, GATEWAY_ALLOW_PRIVATE_URLS="true")
     webhooks: Webhooks = app.extensions["gateway"].webhooks
     delivery = webhooks.send(receiver.url, {"id": "imgjob_6", "status": "succeeded"})
@@ -257,4 +265,4 @@ def test_the_app_sends_through_its_outbox(make_app, receiver, tmp_path):
         webhooks.dispatcher.stop()
     request, payload = receiver.verified[0]
     assert payload == {"id": "imgjob_6", "status": "succeeded"} and request.headers["webhook-id"] == delivery.id
-    assert webhooks.dispatcher.outbox.root == str(tmp_path / "data" / "webhooks")
+    assert webhooks.outbox.db.url == database_url  # kept in the service's database, shared by its processes

@@ -1,0 +1,56 @@
+"""The web side of jobs: a generation request with `Prefer: respond-async` is validated like any other,
+then kept as a job and answered `202 Accepted` instead of being generated while the client waits."""
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, g, request
+
+from app import observability
+from app.answer_options import STYLE_HEADER
+from app.core.errors import InvalidRequest
+from app.jobs.prefer import APPLIED_HEADER, RESPOND_ASYNC, asks_async
+from app.jobs.records import QUEUED, PROCESS, Job, StoredRequest, new_job_id
+from app.jobs.replay import in_job_run
+from app.jsonio import json_response
+from app.keys.records import utcnow
+
+GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
+JOB_PATH = "/v1/images/jobs/{id}"
+_ASKED = "respond_async"
+STREAMED = ("A streamed request cannot be a job: drop `stream` to get a job whose result is the JSON answer, "
+            "or drop `Prefer: respond-async` to stream")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def note_async_request() -> None:
+        """Remember that the request asks for a job, and keep its body: the job stores it as it came."""
+        rule = request.url_rule
+        if request.method != "POST" or rule is None or not rule.rule.endswith(GENERATION_ROUTES):
+            return
+        if asks_async(request.headers) and not in_job_run():
+            setattr(g, _ASKED, True)
+            request.get_data(cache=True)  # bounded by GATEWAY_MAX_BODY_BYTES like every body
+
+
+def requested() -> bool:
+    """True when the current request asked for a job (`Prefer: respond-async`, RFC 7240)."""
+    return bool(g.get(_ASKED))
+
+
+def accept(*, stream: bool, answer_style: str, webhook_url: str | None) -> Response:
+    """Keep the validated request as a job and answer 202 with where to poll it."""
+    if stream:
+        raise InvalidRequest(STREAMED, param="stream", code="stream_not_supported_for_jobs")
+    gateway = current_app.extensions["gateway"]
+    stats = observability.current()
+    request_id = stats.request_id if stats is not None else "-"
+    headers = {STYLE_HEADER: answer_style, "X-Request-ID": request_id}
+    if request.content_type:
+        headers["Content-Type"] = request.content_type
+    job = gateway.jobs.submit(
+        Job(id=new_job_id(), key_id=str(g.client_key.id), status=QUEUED, mode=PROCESS, created_at=utcnow(),
+            webhook_url=webhook_url, request_id=request_id),
+        StoredRequest(path=request.path, headers=headers, body=request.get_data(cache=True),
+                      base_url=request.url_root.rstrip("/")))
+    return json_response(job.accepted(), status=202,
+                         headers={"Location": JOB_PATH.format(id=job.id), APPLIED_HEADER: RESPOND_ASYNC})
