@@ -1,4 +1,5 @@
-"""`image-gateway`: keys (create, list, update, revoke), usage reports and database migrations.
+"""`image-gateway`: keys (create, list, update, revoke), usage reports, database migrations, the queue
+worker of jobs, and sweeping expired pictures.
 
 Every failure is one line on stderr: exit 2 for a usage error (bad flag, bad value, unknown key id),
 1 when the database cannot be used.
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True,
                                                                              parser_class=_Parser)
     db.add_parser("upgrade", help="apply the migrations this version needs (the Procfile's release phase)")
+
+    commands.add_parser("worker", help="run jobs from the Redis queue (GATEWAY_REDIS_URL): the Procfile's worker")
+    images = commands.add_parser("images", help="the picture store").add_subparsers(dest="action", required=True,
+                                                                                  parser_class=_Parser)
+    images.add_parser("sweep", help="delete expired pictures from a directory store now (cron)")
     return parser
 
 
@@ -110,9 +116,14 @@ def _database(settings: Settings, *, prepare: bool = True):
 def _run(args: argparse.Namespace, settings: Settings) -> str:
     from app.db import DatabaseUnavailable
 
+    if args.command == "images":
+        from app.image_store.sweeper import sweep_configured
+        return sweep_configured(settings.image_store)
     try:
         if args.command == "db":
             return _db_upgrade(settings)
+        if args.command == "worker":
+            return _worker(settings)
         db = _database(settings)
         try:
             if args.command == "usage":
@@ -134,6 +145,17 @@ def _db_upgrade(settings: Settings) -> str:
     finally:
         db.dispose()
     return f"database {describe(settings.database_url)} is at revision {revision}"
+
+
+def _worker(settings: Settings) -> str:
+    from app.jobs import worker
+
+    if not settings.redis_url:
+        raise UsageError("worker needs GATEWAY_REDIS_URL: without Redis, jobs run inside the web process "
+                         "and no worker is needed")
+    _database(settings).dispose()  # reachable and current (SQLite: brought up to date), or one line and exit 1
+    worker.run(settings)
+    return ""
 
 
 def _key_fields(args: argparse.Namespace, creating: bool) -> dict[str, Any]:

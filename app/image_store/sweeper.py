@@ -6,7 +6,7 @@ buckets whose end has passed. Every gunicorn worker runs a sweeper thread once i
 store; a lock file and a stamp file shared through the directory let one of them sweep per
 interval. Sweeping twice is harmless (it only removes what has expired).
 
-Run it by hand or from cron with `python -m app.image_store.sweeper`.
+Run it by hand or from cron with `image-gateway images sweep` (or `python -m app.image_store.sweeper`).
 """
 from __future__ import annotations
 
@@ -103,26 +103,23 @@ class Sweeper:
             wait = self.interval * random.uniform(0.9, 1.1)
 
 
+def sweep_configured(location) -> str:
+    """Sweep the configured store now (`image-gateway images sweep`); what was done, in one line."""
+    if location.kind != "file":
+        return (f"GATEWAY_IMAGE_STORE is {location}: only a directory store is swept here "
+                "(S3 pictures expire through the bucket's lifecycle rule)")
+    removed = sweep(location.path, time.time())
+    return f"removed {removed} expired pictures from {location.path}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m app.image_store.sweeper`: sweep the configured directory store now."""
-    from app.config import ConfigError, Settings
+    """`python -m app.image_store.sweeper`, the older name of `image-gateway images sweep`."""
+    from app.cli import main as cli
 
     if argv if argv is not None else sys.argv[1:]:
         print("usage: python -m app.image_store.sweeper  (sweeps GATEWAY_IMAGE_STORE now)", file=sys.stderr)
         return 2
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    location = settings.image_store
-    if location.kind != "file":
-        print(f"GATEWAY_IMAGE_STORE is {location}: only a directory store is swept here "
-              "(S3 pictures expire through the bucket's lifecycle rule)")
-        return 0
-    removed = sweep(location.path, time.time())
-    print(f"removed {removed} expired pictures from {location.path}")
-    return 0
+    return cli(["images", "sweep"])
 
 
 if __name__ == "__main__":

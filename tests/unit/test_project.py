@@ -12,7 +12,8 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_readme_shows_the_procfile_command():
     procfile = (ROOT / "Procfile").read_text().strip()
-    assert procfile == "web: gunicorn -c python:app.gunicorn_conf wsgi:app\nrelease: image-gateway db upgrade"
+    assert procfile == ("web: gunicorn -c python:app.gunicorn_conf wsgi:app\nworker: image-gateway worker\n"
+                        "release: image-gateway db upgrade")
     assert procfile in (ROOT / "README.md").read_text()
 
 

@@ -17,34 +17,10 @@ from app.webhooks.sender import RETRY_DELAYS, Dispatcher, WebhookSender, retry_d
 from app.webhooks.signing import signed_headers
 from app.webhooks.targets import MAX_URL_LENGTH, TargetRefused, check_target
 from tests.conftest import chat_body
-from tests.support.fake_upstream import FakeUpstream, Recorded, Reply
+from tests.support.fake_upstream import Reply
+from tests.support.webhook_receiver import SECRET, SECRET_BYTES, Receiver
 
-SECRET_BYTES = bytes(range(32))
-SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
 PUBLIC_URL = "https://93.184.215.14/hooks"  # a public address literal: checked without any lookup
-
-
-class Receiver:
-    """A webhook endpoint that checks every request with the standardwebhooks verifier."""
-
-    def __init__(self, secret: str = SECRET):
-        self.verifier = Webhook(secret)
-        self.verified: list[tuple[Recorded, dict]] = []
-        self.rejected: list[str] = []
-        self.fake = FakeUpstream(default=self._verify).start()
-
-    def _verify(self, request: Recorded) -> Reply:
-        try:
-            payload = self.verifier.verify(request.body, request.headers)
-        except WebhookVerificationError as exc:
-            self.rejected.append(str(exc))
-            return Reply(400, json={"error": str(exc)})
-        self.verified.append((request, payload))
-        return Reply(204, body=b"")
-
-    @property
-    def url(self) -> str:
-        return self.fake.url + "/hooks"
 
 
 @pytest.fixture
