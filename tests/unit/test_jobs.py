@@ -21,8 +21,9 @@ IMAGE = {"model": "local-image", "prompt": "a lighthouse at dusk", "size": "64x6
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app(GATEWAY_API_KEYS=f"{CLIENT_KEY},{OTHER_KEY}", GATEWAY_JOB_LEASE_SECONDS="1")
+def app(make_app, tmp_path):
+    return make_app(GATEWAY_API_KEYS=f"{CLIENT_KEY},{OTHER_KEY}", GATEWAY_JOB_LEASE_SECONDS="1",
+                    GATEWAY_IDEMPOTENCY_DIR=str(tmp_path / "idempotency"))
 
 
 @pytest.fixture
