@@ -114,12 +114,18 @@ def sweep_configured(location) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m app.image_store.sweeper`, the older name of `image-gateway images sweep`."""
-    from app.cli import main as cli
+    from app.config import ConfigError, Settings
 
     if argv if argv is not None else sys.argv[1:]:
         print("usage: python -m app.image_store.sweeper  (sweeps GATEWAY_IMAGE_STORE now)", file=sys.stderr)
         return 2
-    return cli(["images", "sweep"])
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(sweep_configured(settings.image_store))
+    return 0
 
 
 if __name__ == "__main__":

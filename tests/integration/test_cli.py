@@ -93,3 +93,19 @@ def test_usage_prints_a_readable_table(cli):
     assert result.returncode == 0
     assert result.stdout.split()[:5] == ["MODEL", "REQUESTS", "IMAGES", "COST", "USD"]
     assert "TOTAL" in result.stdout
+
+
+def test_images_sweep_deletes_expired_pictures_of_the_directory_store(cli, tmp_path):
+    expired = tmp_path / "data" / "images" / "300" / "e4fb2cb9b344fdf959864174"
+    expired.mkdir(parents=True)
+    (expired / "AAAAAAAAAAAAAAAAAAAAAA.png").write_bytes(b"\x89PNG")
+    result = cli("images", "sweep")
+    assert result.returncode == 0 and result.stdout.startswith("removed 1 expired pictures")
+    assert not expired.exists()
+    assert "only a directory store" in cli("images", "sweep", GATEWAY_IMAGE_STORE="s3://bucket/prefix").stdout
+
+
+def test_the_worker_without_redis_is_one_line_and_exit_2(cli):
+    result = cli("worker")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "GATEWAY_REDIS_URL" in result.stderr and result.stdout == ""
