@@ -17,7 +17,8 @@ from app.core.errors import GatewayError
 from app.db import Database, DatabaseUnavailable
 from app.db.models import ImageJob
 from app.jobs.records import (CANCELLED, FAILED, IN_PROGRESS, MAX_RUNS, PROCESS, QUEUE, QUEUED, UNFINISHED, Job,
-                              JobNotCancellable, JobNotFound, JobNotStarted, JobsUnavailable, StoredRequest, WorkerLost, error_object)
+                              JobNotCancellable, JobNotFound, JobNotStarted, JobsUnavailable, StoredRequest,
+                              WorkerLost, error_object)
 from app.keys.records import utcnow
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ class JobStore:
             if row is None or row.status != IN_PROGRESS or row.runner != runner:
                 return
             connection.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(
-                status=QUEUED, attempts=max(0, row.attempts - 1), started_at=None if row.attempts <= 1 else row.started_at))
+                status=QUEUED, attempts=max(0, row.attempts - 1),
+                started_at=None if row.attempts <= 1 else row.started_at))
 
     def finish(self, job_id: str, status: str, *, result: bytes | None = None, error: dict | None = None,
                expires_at: datetime | None = None) -> Job | None:

@@ -17,7 +17,7 @@ from tests.support.gateway_process import GatewayProcess
 
 CLI = os.path.join(os.path.dirname(sys.executable), "image-gateway")
 TABLES = {"alembic_version", "api_keys", "budget_reservations", "concurrency_leases", "rate_windows",
-          "usage_records"}
+          "usage_records", "image_jobs", "webhook_deliveries"}
 
 
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -297,3 +297,52 @@ def test_queue_jobs_of_one_key_are_invisible_to_another(openai_server, upstream,
     finally:
         runner.stop()
         web.stop()
+
+
+# -- the job rows and the webhook outbox on PostgreSQL (row locks, SKIP LOCKED) ------------------------------
+
+def test_job_rows_and_their_webhooks_on_postgresql(postgres, receiver):
+    from datetime import timedelta
+
+    from app.config import Settings
+    from app.db import Database, migrate
+    from app.db.urls import database_url
+    from app.jobs.records import MAX_RUNS, QUEUE, Job, StoredRequest, new_job_id
+    from app.jobs.store import JobStore
+    from app.keys.records import utcnow
+    from app.webhooks import Webhooks
+    from app.webhooks.outbox import Delivery
+
+    db = Database(database_url(postgres.database(), "."))
+    migrate.upgrade(db)
+    settings = Settings.from_env({"GATEWAY_WEBHOOK_SECRET": SECRET, "GATEWAY_ALLOW_PRIVATE_URLS": "true"})
+    webhooks = Webhooks(settings, db)
+    try:
+        store = JobStore(db, webhooks)
+        job = Job(id=new_job_id(), key_id="env-1", status="queued", mode=QUEUE, created_at=utcnow(),
+                  webhook_url=receiver.url)
+        store.create(job, StoredRequest("/v1/images/generations", {"Content-Type": "application/json"},
+                                        b'{"prompt": "x"}', "https://gateway.example.com"))
+        first = store.claim(job.id, "worker-a", lease=30)
+        assert first.run and first.request.body == b'{"prompt": "x"}'
+        assert store.claim(job.id, "worker-b", lease=30).busy_until is not None
+        store.clock = lambda: utcnow() + timedelta(seconds=31)
+        assert store.claim(job.id, "worker-b", lease=30).job.attempts == MAX_RUNS
+        ended = store.finish(job.id, "succeeded", result=b'{"created": 1, "data": []}')
+        assert ended.status == "succeeded" and store.get(job.id, "env-2") is None
+        # the webhook kept with the job's end is delivered, signed
+        payload = verified_webhooks(receiver)[0]
+        assert payload["id"] == job.id and payload["result"] == {"created": 1, "data": []}
+        store.clock = lambda: utcnow() + timedelta(days=3)
+        assert store.sweep(not_started_before=utcnow()) == 1 and store.get(job.id) is None
+        # two dispatchers never claim the same delivery (rows locked with SKIP LOCKED)
+        webhooks.dispatcher.stop()
+        outbox = webhooks.outbox
+        for index in range(12):
+            outbox.add(Delivery.new(f"{receiver.url}/{index}", b"{}", time.time()))
+        claimed = outbox.claim_due(time.time(), 5) + outbox.claim_due(time.time(), 50)
+        assert len(claimed) == 12 and len({d.id for d in claimed}) == 12
+    finally:
+        if webhooks.dispatcher is not None:
+            webhooks.dispatcher.stop()
+        db.dispose()

@@ -3,6 +3,7 @@ job row (claims, leases, re-runs, the dead and the expired), idempotent submits 
 from __future__ import annotations
 
 import base64
+import io
 import time
 from datetime import timedelta
 
@@ -154,9 +155,9 @@ def test_unknown_preferences_are_ignored(client, auth, prefer):
 
 def test_an_edit_job_keeps_its_uploaded_files(client, auth):
     png = client.post("/v1/images/generations", json=IMAGE, headers=auth).json["data"][0]["b64_json"]
-    files = {"image": (__import__("io").BytesIO(base64.b64decode(png)), "in.png", "image/png")}
-    response = client.post("/v1/images/edits", data={"model": "local-image", "prompt": "night", "size": "64x64", **files},
-                           headers={**auth, **ASYNC}, content_type="multipart/form-data")
+    files = {"image": (io.BytesIO(base64.b64decode(png)), "in.png", "image/png")}
+    response = client.post("/v1/images/edits", headers={**auth, **ASYNC}, content_type="multipart/form-data",
+                           data={"model": "local-image", "prompt": "night", "size": "64x64", **files})
     assert response.status_code == 202, response.json
     job = wait_for_end(client, response.headers["Location"], auth)
     assert job["status"] == SUCCEEDED and job["result"]["data"][0]["url"]
