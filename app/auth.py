@@ -122,15 +122,22 @@ class Authenticator:
         return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._admin)
 
 
+RUN_AS = "run_as_key"  # flask.g: the key a request the gateway makes itself (a job's run) is made as
+
+
 def authenticate_request() -> ClientKey:
-    """The request's ClientKey, authenticated once, kept as `flask.g.client_key` and on the usage meter."""
+    """The request's ClientKey, authenticated once, kept as `flask.g.client_key` and on the usage meter.
+
+    A job's run carries no secret: it is made as the key that submitted it (`RUN_AS`, set by the runner).
+    """
     from flask import current_app, g, request
 
     from app.usage import meter
 
     key = g.get("client_key")
     if key is None:
-        key = current_app.extensions["gateway"].auth.authenticate(request.headers.get("Authorization"))
+        run_as = g.get(RUN_AS)
+        key = run_as or current_app.extensions["gateway"].auth.authenticate(request.headers.get("Authorization"))
         g.client_key = key
-        meter.begin(key=key)
+        meter.begin(key=key, request_counted=run_as is not None)
     return key

@@ -47,7 +47,8 @@ def plan(gateway, request: ImageRequest) -> Plan:
         meter.size, meter.quality = request.params.get("size"), request.params.get("quality")
         if meter.key is not None and not meter.key.static:
             meter.admission = gateway.quotas.admit(meter.key, request.model, request.n,
-                                                   lambda: quote(gateway, routes, request))
+                                                   lambda: quote(gateway, routes, request),
+                                                   count_request=not meter.request_counted)
     return Plan(request=request, routes=routes)
 
 

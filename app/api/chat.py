@@ -68,9 +68,10 @@ def blueprint(prefix: str) -> Blueprint:
         webhook_url = gateway.webhooks.requested_target(request.headers)  # called when a job ends
         links = delivery.for_request(ask.image_response_format, "image_response_format",
                                      links_if_stored=in_job_run())
-        planned = dispatch.plan(gateway, ask.request)
         if submission.requested():
-            return submission.accept(stream=ask.stream, answer_style=options.style, webhook_url=webhook_url)
+            return submission.accept(model=ask.request.model, stream=ask.stream, answer_style=options.style,
+                                     webhook_url=webhook_url)
+        planned = dispatch.plan(gateway, ask.request)
         if ask.stream:
             writer = streaming.ChatStream(model=ask.request.model, n=ask.request.n, want_content=ask.want_content,
                                           want_tool=ask.want_tool, tool_params=planned.request.params,

@@ -48,9 +48,10 @@ def _answer(data: dict, prefix: str, images=(), mask=None) -> Response:
     ask = read_images_request(data, gateway.settings, images=images, mask=mask)
     webhook_url = gateway.webhooks.requested_target(request.headers)  # called when a job ends
     links = delivery.for_request(ask.response_format, "response_format", links_if_stored=in_job_run())
-    planned = dispatch.plan(gateway, ask.request)
     if submission.requested():
-        return submission.accept(stream=ask.stream, answer_style=options.style, webhook_url=webhook_url)
+        return submission.accept(model=ask.request.model, stream=ask.stream, answer_style=options.style,
+                                 webhook_url=webhook_url)
+    planned = dispatch.plan(gateway, ask.request)
     if ask.stream:
         with within_budget(ask.download_budget):
             return stream_response(gateway, planned, streaming.ImagesStream(prefix, planned.request.params, options),

@@ -12,6 +12,7 @@ from app.jobs.records import QUEUED, PROCESS, Job, StoredRequest, new_job_id
 from app.jobs.replay import in_job_run
 from app.jsonio import json_response
 from app.keys.records import utcnow
+from app.usage import meter as metering
 
 GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
 JOB_PATH = "/v1/images/jobs/{id}"
@@ -37,11 +38,22 @@ def requested() -> bool:
     return bool(g.get(_ASKED))
 
 
-def accept(*, stream: bool, answer_style: str, webhook_url: str | None) -> Response:
-    """Keep the validated request as a job and answer 202 with where to poll it."""
+def accept(*, model: str, stream: bool, answer_style: str, webhook_url: str | None) -> Response:
+    """Keep the validated request as a job and answer 202 with where to poll it.
+
+    The model must route (404) and be allowed for the key (403), and the key's requests per minute
+    have room (429), now. Its concurrency, budget and images per day are the run's: a job
+    waits queued while its key's generations in flight are at the limit. The usage ledger gets the
+    run's row, not this one's.
+    """
     if stream:
         raise InvalidRequest(STREAMED, param="stream", code="stream_not_supported_for_jobs")
     gateway = current_app.extensions["gateway"]
+    gateway.router.routes(model)
+    if not g.client_key.static:
+        gateway.quotas.check_model(g.client_key, model)
+        gateway.quotas.count_request(g.client_key)
+    metering.clear()
     stats = observability.current()
     request_id = stats.request_id if stats is not None else "-"
     headers = {STYLE_HEADER: answer_style, "X-Request-ID": request_id}

@@ -73,12 +73,29 @@ class Quotas:
     def peek_requests(self, key: ClientKey) -> WindowState | None:
         return None if key.limits.rpm is None else self.windows.peek(key.id, "requests", key.limits.rpm, MINUTE)
 
-    def admit(self, key: ClientKey, model: str, images: int, quote: Callable[[], Decimal | None]) -> "Admission":
-        """The checks above; the database's share of them in one transaction, so a refusal takes nothing."""
-        limits = key.limits
-        if not limits.allows_model(model):
-            raise ModelNotAllowed(f"This key may not use the model {model!r} (allowed: {', '.join(limits.models)})",
+    @staticmethod
+    def check_model(key: ClientKey, model: str) -> None:
+        """403 when the key's allow-list does not match the model (also checked when a job is submitted)."""
+        if not key.limits.allows_model(model):
+            raise ModelNotAllowed(f"This key may not use the model {model!r} (allowed: {', '.join(key.limits.models)})",
                                   param="model")
+
+    def count_request(self, key: ClientKey) -> WindowState | None:
+        """One request against the key's requests per minute alone: a job's submit (its run is admitted
+        later without counting it again). RateLimited, with the headers, when over it."""
+        if key.limits.rpm is None:
+            return None
+        state = self.windows.hit(key.id, "requests", key.limits.rpm, MINUTE)
+        _refuse_over_rpm(key.limits.rpm, state)
+        return state
+
+    def admit(self, key: ClientKey, model: str, images: int, quote: Callable[[], Decimal | None],
+              count_request: bool = True) -> "Admission":
+        """The checks above; the database's share of them in one transaction, so a refusal takes nothing.
+
+        `count_request=False`: the request was counted already (a job's run; it was counted at its submit)."""
+        limits = key.limits
+        self.check_model(key, model)
         admission = Admission(self, key)
         if not limits.counted:
             return admission
@@ -93,11 +110,11 @@ class Quotas:
             if in_database:
                 with self.budgets.db.write() as within:
                     lock_key(within, key.id)  # once, for every step below
-                    self._take(admission, images, within)
+                    self._take(admission, images, within, count_request)
             else:
                 # Redis answers the windows and slots; the budget's reservation is its own short transaction,
                 # so the key's row lock is never held across a Redis round trip
-                self._take(admission, images, None)
+                self._take(admission, images, None, count_request)
         except BaseException as exc:
             if in_database:
                 admission.lease = admission.reservation = None  # rolled back with the transaction
@@ -115,16 +132,13 @@ class Quotas:
             self.keeper.hold_reservation(admission.reservation)
         return admission
 
-    def _take(self, admission: "Admission", images: int, transaction) -> None:
+    def _take(self, admission: "Admission", images: int, transaction, count_request: bool = True) -> None:
         """Each step in `transaction` when the database holds them all (None: Redis, and a budget apart)."""
         key, limits = admission.key, admission.key.limits
-        if limits.rpm is not None:
+        if limits.rpm is not None and count_request:
             state = self.windows.hit(key.id, "requests", limits.rpm, MINUTE, within=transaction)
             admission.request_window = state
-            if not state.allowed:
-                raise RateLimited(f"This key is limited to {limits.rpm} requests per minute; retry after "
-                                  f"{reset_text(state.reset_seconds)}", retry_after=max(1.0, state.reset_seconds),
-                                  headers=rate_headers(state))
+            _refuse_over_rpm(limits.rpm, state)
         if limits.concurrency is not None:
             admission.lease = self.slots.acquire(key.id, limits.concurrency, LEASE_LIFETIME,
                                                  within=transaction)
@@ -143,6 +157,13 @@ class Quotas:
             if not state.allowed:
                 raise RateLimited(f"This key may make {limits.images_per_day} images per day; "
                                   f"{state.remaining} are left now", retry_after=max(1.0, state.reset_seconds))
+
+
+def _refuse_over_rpm(rpm: int, state: WindowState) -> None:
+    if not state.allowed:
+        raise RateLimited(f"This key is limited to {rpm} requests per minute; retry after "
+                          f"{reset_text(state.reset_seconds)}", retry_after=max(1.0, state.reset_seconds),
+                          headers=rate_headers(state))
 
 
 class Admission:

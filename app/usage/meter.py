@@ -41,6 +41,7 @@ class Meter:
     quality: str | None = None
     error_code: str | None = None
     admission: Any = None                 # app.quotas.admission.Admission, when the key is limited
+    request_counted: bool = False         # a job's run: its request was counted against rpm at its submit
     calls: list[CallCost] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -9,6 +9,8 @@ from flask import Flask, Response, current_app, g, request
 
 from app import metrics, observability
 from app.keys.records import utcnow
+from app.jobs.replay import in_job_run
+from app.jobs.runner import CONCURRENCY_CODE
 from app.usage import meter as metering
 
 GENERATION_ENDPOINTS = ("/chat/completions", "/images/generations", "/images/edits")
@@ -34,6 +36,8 @@ def init_app(app: Flask) -> None:
         if meter.error_code is None and response.status_code >= 400 and not response.is_streamed:
             error = (response.get_json(silent=True) or {}).get("error")
             meter.error_code = error.get("code") if isinstance(error, dict) else None
+        if meter.error_code == CONCURRENCY_CODE and in_job_run():
+            return response  # a job held back by its key's concurrency waits queued: not a request yet
         ledger = current_app.extensions["gateway"].ledger
         stats = observability.current()
         started = utcnow()

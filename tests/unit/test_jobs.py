@@ -359,3 +359,56 @@ def test_a_bad_webhook_url_on_a_job_is_a_400_naming_the_header(make_app, auth, u
     client = make_app(GATEWAY_WEBHOOK_SECRET=SECRET).test_client()
     response = client.post("/v1/images/generations", json=IMAGE, headers={**auth, **ASYNC, "Webhook-URL": url})
     assert response.status_code == 400 and response.json["error"]["param"] == "Webhook-URL"
+
+
+# -- a key's limits, budget and usage ledger (DESIGN §7) ------------------------------------------------
+
+@pytest.fixture
+def new_key(app):
+    def make(**fields):
+        key, secret = app.extensions["gateway"].key_store.create({"name": "client", **fields})
+        return key, {"Authorization": f"Bearer {secret}"}
+    return make
+
+
+def ledger_rows(app) -> list[dict]:
+    from sqlalchemy import text
+    gateway = app.extensions["gateway"]
+    gateway.ledger.flush()
+    with gateway.db.read() as connection:
+        return [dict(row) for row in connection.execute(text("SELECT * FROM usage_records")).mappings()]
+
+
+def test_requests_per_minute_count_the_submit_not_the_run(client, new_key):
+    _, headers = new_key(rpm=3)
+    jobs = [client.post("/v1/images/generations", json=IMAGE, headers={**headers, **ASYNC}) for _ in range(2)]
+    assert [job.status_code for job in jobs] == [202, 202]
+    assert jobs[1].headers["x-ratelimit-remaining-requests"] == "1"
+    for job in jobs:
+        assert wait_for_end(client, job.headers["Location"], headers)["status"] == SUCCEEDED
+    third = client.post("/v1/images/generations", json=IMAGE, headers=headers)  # the runs took none of the minute
+    assert third.status_code == 200
+    refused = client.post("/v1/images/generations", json=IMAGE, headers={**headers, **ASYNC})
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_a_model_outside_the_keys_allow_list_is_refused_at_submit(client, new_key):
+    _, headers = new_key(models=["gpt-image-*"])
+    response = client.post("/v1/images/generations", json=IMAGE, headers={**headers, **ASYNC})
+    assert response.status_code == 403 and response.json["error"]["code"] == "model_not_allowed"
+
+
+def test_a_job_waits_queued_while_its_keys_concurrency_is_full_and_is_one_ledger_row(app, client, new_key):
+    key, headers = new_key(concurrency=1)
+    quotas = app.extensions["gateway"].quotas
+    busy = quotas.slots.acquire(key.id, 1, 30)  # another generation of this key is in flight
+    assert busy is not None
+    location = client.post("/v1/images/generations", json=IMAGE, headers={**headers, **ASYNC}).headers["Location"]
+    time.sleep(0.5)
+    assert client.get(location, headers=headers).json["status"] == QUEUED  # held back, not failed
+    assert ledger_rows(app) == []  # neither the submit nor the held-back tries are requests of the ledger
+    quotas.slots.release(key.id, busy)
+    job = wait_for_end(client, location, headers)
+    assert job["status"] == SUCCEEDED
+    row, = ledger_rows(app)  # one row: the job's generation
+    assert (row["key_id"], row["entry_point"], row["status"], row["images"]) == (key.id, "images/generations", 200, 1)
