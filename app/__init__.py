@@ -60,6 +60,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from flask import Flask
 
     from app import api, errors, idempotency, image_store, metrics, request_body, request_log
+    from app.core import redaction
     from app.usage import recording
     from app.auth import Authenticator
     from app.config import Settings
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.webhooks import Webhooks
 
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
+    redaction.install(settings)  # before anything can log or answer an error
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Flask would answer OPTIONS itself with an empty text/html 200; every answer here is JSON

@@ -82,7 +82,11 @@ MIN_JOB_LEASE = 1.0
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service is configured with; built once, then only read."""
+    """Everything the service is configured with; built once, then only read.
+
+    A secret setting is named `*_key`, `*_keys`, `*_token`, `*_secret` (or is the password of a
+    `*_url`): app/core/redaction.py finds it by that name and keeps it out of answers and logs.
+    """
 
     api_keys: tuple[str, ...] = ()
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from app.core import redaction
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -115,17 +117,23 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, request id, message, and any `fields` given."""
+    """One JSON object per line: time, level, logger, request id, message, and any `fields` given.
+
+    Every text in it passes app.core.redaction: no configured secret (nor anything shaped like a key)
+    reaches the log, whoever wrote the line. The request id is only checked for secrets: a client's
+    own id may well be a UUID.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "request_id": getattr(record, "request_id", "-"),
-            "message": record.getMessage(),
+            "request_id": redaction.redact(str(getattr(record, "request_id", "-")), shapes=False),
+            "message": redaction.redact(record.getMessage()),
         }
-        entry.update(getattr(record, "fields", {}) or {})
+        for name, value in (getattr(record, "fields", {}) or {}).items():
+            entry[name] = redaction.redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redaction.redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)

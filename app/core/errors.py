@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import math
 
+from app.core import redaction
+
 # A Retry-After longer than this is taken as this: no provider means a day, and no client waits that long.
 MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def _public(text: str | None) -> str | None:
+    return redaction.redact(text) if isinstance(text, str) else text
 
 
 def retry_after_seconds(value: float | None) -> float | None:
@@ -44,7 +50,9 @@ class GatewayError(Exception):
         self.try_other_routes = False
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        """The OpenAI error object; message, param and code can carry upstream text, so no secret stays in them."""
+        return {"error": {"message": _public(self.message), "type": self.type, "param": _public(self.param),
+                          "code": _public(self.code)}}
 
 
 class InvalidRequest(GatewayError):
