@@ -3,15 +3,18 @@
 Request hooks, so no view knows about it. Before a generation view runs, a request carrying the
 header is authenticated, fingerprinted (method, path, raw body) and then either replayed from the
 store, refused (409: the key was used for another body), made to wait for the same request already
-in flight, or allowed to run holding a claim on the key. After the view, a 2xx answer is kept and
-anything else releases the claim, so a failed generation can be retried for real.
+in flight, or allowed to run holding a claim on the key (a short lease, renewed while it runs).
+After the view, a 2xx answer is kept and anything else releases the claim, so a failed generation
+can be retried for real.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import logging
+import os
 import re
+import threading
 import time
 from typing import Iterable, Iterator
 
@@ -20,7 +23,9 @@ from flask import Flask, Response, current_app, g, request
 from app.answer_options import STYLE_HEADER
 from app.auth import authenticate_request
 from app.core.errors import GatewayError, InvalidRequest
-from app.idempotency_store import IdempotencyStore, Record, RecordWriter, StoreUnavailable, from_settings
+from app import metrics
+from app.idempotency_store import (CLAIM_LEASE, OWNER_CHARS, IdempotencyStore, Record, RecordWriter, StoreUnavailable,
+                                   from_settings)
 from app.jobs.prefer import asks_async
 
 log = logging.getLogger("gateway")
@@ -56,7 +61,7 @@ class Conflict(GatewayError):
 def init_app(app: Flask) -> None:
     """Choose the store from the settings (no I/O yet) and install the hooks."""
     settings = app.extensions["gateway"].settings
-    app.extensions[EXTENSION] = from_settings(settings, claim_lifetime=settings.request_deadline + CLAIM_MARGIN)
+    app.extensions[EXTENSION] = from_settings(settings, claim_lifetime=CLAIM_LEASE)
 
     @app.before_request
     def claim_or_replay() -> Response | None:
@@ -73,7 +78,7 @@ def init_app(app: Flask) -> None:
         authenticate_request()
         store: IdempotencyStore = current_app.extensions[EXTENSION]
         record_key = namespaced(authorization, key)
-        fingerprint = request_fingerprint(request.method, request.path, request.get_data(cache=True),
+        fingerprint = request_fingerprint(request.method, canonical_path(request.path), request.get_data(cache=True),
                                           request.mimetype_params.get("boundary") if request.mimetype == MULTIPART
                                           else None, request.headers.get(STYLE_HEADER, "").strip().lower(),
                                           asks_async(request.headers))
@@ -128,10 +133,17 @@ def _covered(rule) -> bool:
 
 
 def namespaced(authorization: str, key: str) -> str:
-    """The store key: a digest of the client key and the Idempotency-Key, so clients never share answers."""
+    """The store key: a digest naming the client (the store's unit of space), then a digest of the client
+    key and the Idempotency-Key, so clients never share answers. Neither key is recoverable from it."""
     client_key = authorization.partition(" ")[2].strip()
     client = hashlib.sha256(client_key.encode()).digest()
-    return hashlib.sha256(b"idempotency\0" + client + key.encode("ascii")).hexdigest()
+    owner = hashlib.sha256(b"idempotency-owner\0" + client).hexdigest()[:OWNER_CHARS]
+    return owner + hashlib.sha256(b"idempotency\0" + client + key.encode("ascii")).hexdigest()
+
+
+def canonical_path(path: str) -> str:
+    """/api/v1/... and /v1/... are one API: the same request sent to either twin is the same request."""
+    return path.removeprefix("/api") if path.startswith("/api/v1/") else path
 
 
 def request_fingerprint(method: str, path: str, body: bytes, boundary: str | None = None,
@@ -210,8 +222,47 @@ def replay(record: Record) -> Response:
     return response
 
 
+class _Heartbeat:
+    """Renews every open claim of this process every RENEW_EVERY seconds, from one thread.
+
+    A claim is a lease of CLAIM_LEASE seconds: while its request runs (a generation takes minutes)
+    the lease is renewed; when the worker dies (kill -9, out of memory) nobody renews it and a retry
+    with the same key runs again within seconds.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._claims: set["_Claim"] = set()
+        self._lock = threading.Lock()
+        self._pid = 0  # the process the thread runs in (a forked worker starts its own)
+
+    def add(self, claim: "_Claim") -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._claims = os.getpid(), set()
+                threading.Thread(target=self._run, daemon=True, name="idempotency-heartbeat").start()
+            self._claims.add(claim)
+
+    def discard(self, claim: "_Claim") -> None:
+        with self._lock:
+            self._claims.discard(claim)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                claims = list(self._claims)
+            for claim in claims:
+                claim.renew()
+
+
+RENEW_EVERY = CLAIM_LEASE / 4
+_HEARTBEAT = _Heartbeat(RENEW_EVERY)
+
+
 class _Claim:
-    """One request's hold on a key: either kept (answer stored) or released, exactly once."""
+    """One request's hold on a key: either kept (answer stored) or released, exactly once; renewed
+    by the heartbeat until then."""
 
     def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, token: str):
         self.store = store
@@ -220,6 +271,21 @@ class _Claim:
         self.token = token
         self.open = True
         self.handed_off = False  # a streamed body now owns it (it outlives the request context)
+        _HEARTBEAT.add(self)
+
+    def renew(self) -> None:
+        try:
+            held = self.store.renew(self.key, self.token)
+        except StoreUnavailable as exc:
+            log.warning("idempotency store unavailable (%s); a claim could not be renewed", exc)
+            return
+        except Exception:
+            log.exception("failed to renew an Idempotency-Key claim")
+            return
+        if not held and self.open:
+            # it lapsed (this process stalled past the lease) and a retry may have taken it over
+            log.warning("an Idempotency-Key claim lapsed while its request was running")
+            _HEARTBEAT.discard(self)
 
     def keep(self, status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         if self.open:
@@ -244,8 +310,12 @@ class _Claim:
 
     def _end(self, action) -> None:
         self.open = False
+        _HEARTBEAT.discard(self)
         try:
-            action()
+            not_kept = action()
+            if not_kept:
+                metrics.IDEMPOTENCY_NOT_KEPT.labels(not_kept).inc()
+                log.warning("a successful answer was not kept for Idempotency-Key replays (%s)", not_kept)
         except Exception as exc:
             self._report(exc)
             if not isinstance(exc, StoreUnavailable):

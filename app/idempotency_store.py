@@ -1,4 +1,11 @@
-"""Where Idempotency-Key answers and in-flight claims live: files on this machine, or Redis for several."""
+"""Where Idempotency-Key answers and in-flight claims live: files on this machine, or Redis for several.
+
+Claims are short leases (CLAIM_LEASE seconds) that the request holding them renews while it runs, so
+the claim of a worker killed mid-generation frees its key within seconds. Kept answers are never
+evicted for another client's: each client key (the first OWNER_CHARS of a store key name it) may
+fill CLIENT_SHARE of the store, its own oldest answers making room for its new ones; when the store
+as a whole is full, a new answer is not kept (the caller logs it and counts it in a metric).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +29,12 @@ CLAIM_SUFFIX = ".claim"
 TEMP_SUFFIX = ".tmp"
 ASIDE_SUFFIX = ".stale"
 TEMP_MAX_AGE = 3600.0        # a temp file this old was abandoned by a crashed writer
-DEFAULT_CLAIM_LIFETIME = 390.0
+CLAIM_LEASE = 6.0            # seconds a claim lives unless renewed (its owner renews it every CLAIM_LEASE / 4)
+DEFAULT_CLAIM_LIFETIME = CLAIM_LEASE
+CLIENT_SHARE = 0.25          # of max_bytes, for the answers of one client key
+OWNER_CHARS = 16             # a store key starts with this many hex characters naming its client key
+NOT_KEPT_TOO_LARGE = "too_large"      # larger than a client's share
+NOT_KEPT_STORE_FULL = "store_full"    # would fit only by evicting other clients' answers
 DIRECTORY_MODE = 0o700       # the answers are other people's images
 FILE_MODE = 0o600
 _KEY = re.compile(r"[0-9a-f]{16,128}")
@@ -67,12 +79,15 @@ class IdempotencyStore:
 
     - `get(key)`: the live record, or None (missing or older than the TTL).
     - `claim(key, fingerprint)`: an opaque token when the caller now owns the key (nobody else holds
-      a live claim), else None. A claim lives `claim_lifetime` seconds unless put or released first;
-      after that it is stale and the next `claim` takes it over.
+      a live claim), else None. A claim lives `claim_lifetime` seconds unless renewed, put or
+      released first; after that it is stale and the next `claim` takes it over.
+    - `renew(key, token)`: extend the claim by `claim_lifetime` from now; False when `token` no
+      longer holds it.
     - `claimant(key)`: the fingerprint of the live claim on `key`, "" when it is live but unreadable,
       None when there is no live claim.
     - `put(key, token, record)`: keep `record` for the TTL, then release the claim `token` holds.
-      A record larger than `max_record_bytes` is not kept (the claim is still released).
+      Returns None when kept, else why not (NOT_KEPT_*): larger than `max_record_bytes` (a client's
+      share), or no room without evicting another client's answer (the claim is released all the same).
     - `release(key, token)`: drop the claim if `token` still holds it.
     - `writer(key, token, head)`: a RecordWriter for an answer whose body arrives in pieces
       (`head` is the record with an empty body); its `commit` is `put`, its `abort` is `release`.
@@ -93,7 +108,10 @@ class IdempotencyStore:
     def claimant(self, key: str) -> str | None:
         raise NotImplementedError
 
-    def put(self, key: str, token: str, record: Record) -> None:
+    def renew(self, key: str, token: str) -> bool:
+        raise NotImplementedError
+
+    def put(self, key: str, token: str, record: Record) -> str | None:
         raise NotImplementedError
 
     def release(self, key: str, token: str) -> None:
@@ -124,39 +142,49 @@ class RecordWriter:
         if not self.too_big:
             self._pieces.append(piece)
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
+        """`put` the record; None when kept, else why not."""
         if self.too_big:
             self.abort()
-        else:
-            self.store.put(self.key, self.token, replace(self.head, body=b"".join(self._pieces)))
+            return NOT_KEPT_TOO_LARGE
+        return self.store.put(self.key, self.token, replace(self.head, body=b"".join(self._pieces)))
 
     def abort(self) -> None:
         self._pieces = []
         self.store.release(self.key, self.token)
 
 
-def from_settings(settings, claim_lifetime: float) -> IdempotencyStore:
+def from_settings(settings, claim_lifetime: float = CLAIM_LEASE) -> IdempotencyStore:
     """Redis when GATEWAY_REDIS_URL is set (several machines), files under GATEWAY_IDEMPOTENCY_DIR otherwise."""
     if settings.redis_url:
-        return RedisStore(settings.redis_url, settings.idempotency_ttl, max_record_bytes=settings.idempotency_max_bytes,
+        return RedisStore(settings.redis_url, settings.idempotency_ttl, max_bytes=settings.idempotency_max_bytes,
                           claim_lifetime=claim_lifetime)
     return FileStore(settings.idempotency_dir, settings.idempotency_ttl, settings.idempotency_max_bytes,
                      claim_lifetime=claim_lifetime)
 
 
+def owner_of(key: str) -> str:
+    """The client key a store key belongs to (the hex digest it starts with)."""
+    return key[:OWNER_CHARS]
+
+
+def client_share(max_bytes: int) -> int:
+    return int(max_bytes * CLIENT_SHARE)
+
+
 class FileStore(IdempotencyStore):
     """Files in one directory, shared by every gunicorn worker (and instance) on this machine.
 
-    Claims are lock files made with O_CREAT | O_EXCL, so exactly one process wins a key; records are
-    written to a temp file and os.replace'd, so a reader sees a whole record or none. Expired records
-    are ignored on read and swept on write, when the oldest are also evicted to stay under max_bytes.
+    Claims are lock files made with O_CREAT | O_EXCL, so exactly one process wins a key, renewed by
+    touching them (their mtime is the lease); records are written to a temp file and os.replace'd, so
+    a reader sees a whole record or none. Expired records are ignored on read and swept on write.
     """
 
     def __init__(self, directory: str, ttl: float, max_bytes: int, *, claim_lifetime: float = DEFAULT_CLAIM_LIFETIME):
         self.directory = directory
         self.ttl = ttl
         self.max_bytes = max_bytes
-        self.max_record_bytes = max_bytes
+        self.max_record_bytes = client_share(max_bytes)
         self.claim_lifetime = claim_lifetime
         self._host = socket.gethostname()
 
@@ -210,14 +238,29 @@ class FileStore(IdempotencyStore):
             return None
         return str(held[0].get("fingerprint", ""))
 
-    def put(self, key: str, token: str, record: Record) -> None:
+    def renew(self, key: str, token: str) -> bool:
+        path = self._path(key, CLAIM_SUFFIX)
+        with self._failures():
+            held = _read_claim(path)
+            if held is None or held[0].get("token") != token:
+                return False
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return False
+        return True
+
+    def put(self, key: str, token: str, record: Record) -> str | None:
         data = record.to_bytes()
         with self._failures():
             try:
-                if len(data) <= self.max_record_bytes:
-                    self._ensure_directory()
-                    self._make_room(len(data))
+                if len(data) > self.max_record_bytes:
+                    return NOT_KEPT_TOO_LARGE
+                self._ensure_directory()
+                refused = self._make_room(owner_of(key), len(data))
+                if refused is None:
                     self._write(self._path(key, RECORD_SUFFIX), data)
+                return refused
             finally:
                 self.release(key, token)
 
@@ -226,7 +269,7 @@ class FileStore(IdempotencyStore):
         with self._failures():
             held = _read_claim(path)
             # Read-then-unlink is not atomic, but a claim is only taken over once it is stale, i.e. once
-            # its owner has run past every deadline; by then nobody is releasing it.
+            # its owner stopped renewing it: gone, or stalled for longer than the lease.
             if held is not None and held[0].get("token") == token:
                 _unlink(path)
 
@@ -269,11 +312,13 @@ class FileStore(IdempotencyStore):
             _unlink(temp)
             raise
 
-    def _make_room(self, incoming: int) -> None:
-        """Sweep expired records and abandoned files, then evict the oldest records until `incoming` fits.
+    def _make_room(self, owner: str, incoming: int) -> str | None:
+        """Sweep expired records and abandoned files, then make room for `incoming` bytes of `owner`'s:
+        by evicting that client's own oldest records down to its share, never another client's.
+        None when the record now fits, else why it is not kept.
 
         Several processes may do this at once; each then frees enough for itself, so the directory can
-        briefly go over by the records written concurrently, and the next write brings it back.
+        briefly go over by the records written concurrently.
         """
         now = time.time()
         records = []
@@ -293,11 +338,17 @@ class FileStore(IdempotencyStore):
                 _unlink(entry.path)
             elif entry.name.endswith(CLAIM_SUFFIX) and info.st_mtime + self.claim_lifetime <= now:
                 _unlink(entry.path)  # claims for keys nobody retried
-        records.sort()
-        while records and total + incoming > self.max_bytes:
-            _, size, path = records.pop(0)
+        mine = sorted(record for record in records if os.path.basename(record[2]).startswith(owner))
+        used = sum(size for _, size, _ in mine)
+        share = client_share(self.max_bytes)
+        while mine and used + incoming > share:
+            _, size, path = mine.pop(0)
             _unlink(path)
+            used -= size
             total -= size
+        if total + incoming > self.max_bytes:
+            return NOT_KEPT_STORE_FULL
+        return None
 
     def _is_stale(self, info: dict, status: os.stat_result) -> bool:
         if status.st_mtime + self.claim_lifetime <= time.time():
@@ -355,14 +406,17 @@ class _FileRecordWriter(RecordWriter):
         with self.store._failures():
             self._file.write(piece)
 
-    def commit(self) -> None:
+    def commit(self) -> str | None:
         store: FileStore = self.store  # type: ignore[assignment]
         with store._failures():
             try:
-                if not self.too_big:
-                    self._file.close()
-                    store._make_room(self.size)
+                if self.too_big:
+                    return NOT_KEPT_TOO_LARGE
+                self._file.close()
+                refused = store._make_room(owner_of(self.key), self.size)
+                if refused is None:
                     os.replace(self._temp, self._path)
+                return refused
             finally:
                 self._discard()
                 store.release(self.key, self.token)
@@ -410,30 +464,69 @@ def _unlink(path: str) -> None:
 
 
 # A record is stored and its claim released in one step, and a claim is only released by its owner.
+# The sizes of live records are indexed (sorted by expiry, member "<size>:<record key>") per client
+# and for the whole store, with a running total for the latter: entries past their expiry leave the
+# indexes first, then the client's own oldest make room down to its share, and the record is kept
+# only if it fits both its share and the store. Returns '' when kept, else why not.
 _PUT_SCRIPT = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-return 1
+local record, claim, mine_index, all_index, all_total = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local data, ttl, token, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local size, share, max_bytes, member = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local function size_of(entry) return tonumber(string.match(entry, '^(%d+):')) end
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', all_index, '-inf', now)) do
+  redis.call('DECRBY', all_total, size_of(entry))
+end
+redis.call('ZREMRANGEBYSCORE', all_index, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', mine_index, '-inf', now)
+local mine = redis.call('ZRANGE', mine_index, 0, -1)
+local used = 0
+for _, entry in ipairs(mine) do used = used + size_of(entry) end
+local oldest = 1
+while used + size > share and oldest <= #mine do
+  local entry = mine[oldest]
+  redis.call('DEL', string.match(entry, '^%d+:(.*)$'))
+  redis.call('ZREM', mine_index, entry)
+  if redis.call('ZREM', all_index, entry) == 1 then redis.call('DECRBY', all_total, size_of(entry)) end
+  used = used - size_of(entry)
+  oldest = oldest + 1
+end
+local refused = ''
+if tonumber(redis.call('GET', all_total) or '0') + size > max_bytes then refused = 'store_full' end
+if refused == '' then
+  redis.call('SET', record, data, 'PX', ttl)
+  redis.call('ZADD', mine_index, now + ttl, member)
+  redis.call('ZADD', all_index, now + ttl, member)
+  redis.call('INCRBY', all_total, size)
+  redis.call('PEXPIRE', mine_index, ttl)
+end
+if redis.call('GET', claim) == token then redis.call('DEL', claim) end
+return refused
 """
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class RedisStore(IdempotencyStore):
-    """Redis shared by every instance: claims are `SET NX PX`, records expire by themselves (PX).
+    """Redis shared by every instance: claims are `SET NX PX` leases renewed with PEXPIRE, records
+    expire by themselves (PX), and their sizes are counted in Redis so that the store stays under
+    `max_bytes` with each client within its share.
 
     The client (and the `redis` import) is made on first use, so creating the app connects to
-    nothing and each gunicorn worker gets its own connection pool after the fork. Size is Redis's
-    business (maxmemory and an eviction policy); records over `max_record_bytes` are not stored.
+    nothing and each gunicorn worker gets its own connection pool after the fork.
     """
 
-    def __init__(self, url: str, ttl: float, *, max_record_bytes: int, claim_lifetime: float = DEFAULT_CLAIM_LIFETIME,
+    def __init__(self, url: str, ttl: float, *, max_bytes: int, claim_lifetime: float = DEFAULT_CLAIM_LIFETIME,
                  prefix: str = REDIS_PREFIX):
         self._link = RedisLink(url)
         self.ttl = ttl
-        self.max_record_bytes = max_record_bytes
+        self.max_bytes = max_bytes
+        self.max_record_bytes = client_share(max_bytes)
         self.claim_lifetime = claim_lifetime
         self._prefix = prefix
         self._scripts: dict = {}
@@ -465,14 +558,24 @@ class RedisStore(IdempotencyStore):
             value = client.get(self._key(key, "claim"))
         return None if value is None else value.decode(errors="replace").partition(":")[2]
 
-    def put(self, key: str, token: str, record: Record) -> None:
+    def renew(self, key: str, token: str) -> bool:
+        with self._session() as client:
+            return bool(self._scripts["renew"](keys=[self._key(key, "claim")],
+                                               args=[token, _ms(self.claim_lifetime)], client=client))
+
+    def put(self, key: str, token: str, record: Record) -> str | None:
         data = record.to_bytes()
         if len(data) > self.max_record_bytes:
             self.release(key, token)
-            return
+            return NOT_KEPT_TOO_LARGE
+        record_key = self._key(key, "record")
         with self._session() as client:
-            self._scripts["put"](keys=[self._key(key, "record"), self._key(key, "claim")],
-                                 args=[data, _ms(self.ttl), token], client=client)
+            refused = self._scripts["put"](
+                keys=[record_key, self._key(key, "claim"), f"{self._prefix}owner:{owner_of(key)}",
+                      f"{self._prefix}index", f"{self._prefix}bytes"],
+                args=[data, _ms(self.ttl), token, int(time.time() * 1000), len(data), self.max_record_bytes,
+                      self.max_bytes, f"{len(data)}:{record_key}"], client=client)
+        return refused.decode() if refused else None
 
     def release(self, key: str, token: str) -> None:
         with self._session() as client:
@@ -490,7 +593,8 @@ class RedisStore(IdempotencyStore):
                 with self._lock:
                     if not self._scripts:
                         self._scripts = {"put": client.register_script(_PUT_SCRIPT),
-                                         "release": client.register_script(_RELEASE_SCRIPT)}
+                                         "release": client.register_script(_RELEASE_SCRIPT),
+                                         "renew": client.register_script(_RENEW_SCRIPT)}
                 yield client
         except RedisUnavailable as exc:
             raise StoreUnavailable(str(exc)) from None

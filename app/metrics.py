@@ -24,6 +24,9 @@ COST_USD = Counter("gateway_cost_usd_total", "US dollars spent upstream (priced 
                    ["provider", "model"])
 LEDGER_ROWS_LOST = Counter("gateway_ledger_rows_lost_total", "Usage ledger rows that could not be kept, by reason",
                            ["reason"])
+IDEMPOTENCY_NOT_KEPT = Counter("gateway_idempotency_not_kept_total", "Successful answers to an Idempotency-Key "
+                               "request not kept for replays, by reason (too_large, store_full)",
+                               ["reason"])
 UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Failed provider calls, by provider and answer status",
                           ["provider", "status"])
 

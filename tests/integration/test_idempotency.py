@@ -1,6 +1,8 @@
 """Idempotency-Key through the real service under gunicorn: retries, races, hang-ups, and Redis across instances."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -176,3 +178,41 @@ def test_the_logs_hold_no_error_and_no_key(file_gateway, keepalive_gateway, redi
         # a store outage makes requests run unprotected (fail open): here it would hide a real race
         assert "idempotency store unavailable" not in log
         assert KEY_PREFIX not in log and CLIENT_KEY not in log
+
+
+# ----- a worker killed mid-generation: its claim is a lease that lapses within seconds -----
+
+LEASE_BOUND = 12.0  # seconds: the 6 s lease, a worker reboot and polling; before leases Redis kept it 390 s
+
+
+@pytest.fixture(scope="module", params=["file", "redis"])
+def lone_worker_gateway(request, servers, tmp_path_factory):
+    """One worker (so the test knows whom to kill), with the file store or Redis."""
+    workdir = tmp_path_factory.mktemp(f"idempotency-kill-{request.param}")
+    with running_redis(workdir) as redis_server:
+        store = {"GATEWAY_REDIS_URL": redis_server.url} if request.param == "redis" else {}
+        env = gateway_env(*servers, WEB_CONCURRENCY="1", GATEWAY_IDEMPOTENCY_DIR=str(workdir / "store"), **store)
+        process = GatewayProcess(env, workdir / "gunicorn.log").start()
+        yield process
+        process.stop()
+
+
+def test_a_retry_after_the_worker_was_killed_generates_again_within_seconds(lone_worker_gateway, upstream, headers):
+    upstream.reply(GENERATIONS, lambda request: replace(openai_images(request), delay=2.5),
+                   lambda request: replace(openai_images(request), delay=0.5))
+    key, body = new_key(), chat_body(model="gpt-image-1")
+    pool = ThreadPoolExecutor(1)
+    pool.submit(post, lone_worker_gateway, body, headers, key)
+    deadline = time.monotonic() + 10
+    while not upstream.received(GENERATIONS) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (worker,) = lone_worker_gateway.worker_pids()
+    os.kill(worker, signal.SIGKILL)  # the generation's owner dies holding the claim
+    started = time.monotonic()
+    retry = post(lone_worker_gateway, body, headers, key)
+    elapsed = time.monotonic() - started
+    pool.shutdown(wait=True)
+    assert retry.status_code == 200, retry.text[:300]
+    assert "Idempotent-Replayed" not in retry.headers
+    assert len(upstream.received(GENERATIONS)) == 2
+    assert elapsed < LEASE_BOUND

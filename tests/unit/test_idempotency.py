@@ -63,7 +63,7 @@ def make_store(store_kind, tmp_path, request):
             return FileStore(str(tmp_path / "idem"), ttl, max_bytes, claim_lifetime=claim_lifetime)
         server = request.getfixturevalue("redis_server")
         server.flush()
-        return RedisStore(server.url, ttl, max_record_bytes=max_bytes, claim_lifetime=claim_lifetime)
+        return RedisStore(server.url, ttl, max_bytes=max_bytes, claim_lifetime=claim_lifetime)
     return _make
 
 
@@ -198,17 +198,43 @@ def test_an_aborted_or_oversized_piecewise_record_is_not_kept(make_store, tmp_pa
     assert not list((tmp_path / "idem").glob(".*"))  # no temp file left behind (file store)
 
 
-def test_file_store_evicts_the_oldest_records_to_stay_under_its_size(tmp_path):
+def owned(owner: str, n: int) -> str:
+    """A store key of client `owner` (its first 16 hex characters name the client)."""
+    return owner * 16 + f"{n:064x}"
+
+
+def keep(store, key: str, size: int = 1000):
+    return store.put(key, store.claim(key, "fp"), record(body=b"x" * size))
+
+
+def test_a_clients_own_oldest_answers_make_room_for_its_new_ones(make_store):
     size = len(record(body=b"x" * 1000).to_bytes())
-    store = FileStore(str(tmp_path / "idem"), 600, 3 * size)
+    store = make_store(max_bytes=12 * size)  # each client may fill a quarter: 3 answers
     for n in range(3):
-        store.put(hexkey(n), store.claim(hexkey(n), "fp"), record(body=b"x" * 1000))
-        os.utime(tmp_path / "idem" / f"{hexkey(n)}.record", (time.time() - 100 + n, time.time() - 100 + n))
-    store.put(hexkey(3), store.claim(hexkey(3), "fp"), record(body=b"x" * 1000))
-    assert store.get(hexkey(0)) is None
-    assert all(store.get(hexkey(n)) is not None for n in (1, 2, 3))
-    total = sum(p.stat().st_size for p in (tmp_path / "idem").iterdir())
-    assert total <= 3 * size
+        assert keep(store, owned("a", n)) is None
+        time.sleep(0.01)
+    assert keep(store, owned("a", 3)) is None
+    assert store.get(owned("a", 0)) is None
+    assert all(store.get(owned("a", n)) is not None for n in (1, 2, 3))
+
+
+def test_one_client_never_evicts_anothers_answers_and_a_full_store_keeps_nothing_new(make_store):
+    """Client A's paid answer survives any number of client B's; with the store full, new answers are
+    refused (the caller logs and counts it), never made room for at another client's expense."""
+    size = len(record(body=b"x" * 1000).to_bytes())
+    store = make_store(max_bytes=8 * size)  # a share is 2 answers; the store holds 8
+    assert keep(store, owned("a", 0)) is None
+    for n in range(50):
+        assert keep(store, owned("b", n)) is None  # B only ever evicts its own oldest
+    assert store.get(owned("a", 0)) is not None
+    for owner in "cd":
+        for n in range(2):
+            assert keep(store, owned(owner, n)) is None
+    assert keep(store, owned("e", 0)) is None  # 8 answers: full
+    assert keep(store, owned("e", 1)) == "store_full"  # a 9th would need someone else's evicted
+    assert store.get(owned("e", 1)) is None and store.claimant(owned("e", 1)) is None
+    assert store.get(owned("a", 0)) is not None
+    assert keep(store, owned("a", 1), size=3 * 1000) == "too_large"  # larger than a client's share
 
 
 def test_file_store_sweeps_expired_records_when_writing(tmp_path):
@@ -256,7 +282,7 @@ def test_file_store_ignores_a_torn_record(tmp_path):
 
 
 def test_an_unreachable_redis_is_unavailable_quickly_and_never_named_with_its_password():
-    store = RedisStore("redis://:hunter2@127.0.0.1:1/0", 60, max_record_bytes=1024)
+    store = RedisStore("redis://:hunter2@127.0.0.1:1/0", 60, max_bytes=1024)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
         store.claim(hexkey(), "fp")
@@ -395,7 +421,14 @@ def test_the_same_key_with_another_body_is_409(idem_client, openai_up):
     assert response.json["error"]["code"] == "idempotency_key_reused"
     assert response.json["error"]["type"] == "invalid_request_error"
     assert response.headers["x-should-retry"] == "false"
-    assert post(idem_client, chat_body(model="gpt-image-1"), path="/api/v1/chat/completions").status_code == 409
+    assert upstream_calls(openai_up) == 1
+
+
+def test_the_api_v1_twin_with_the_same_body_is_a_replay(idem_client, openai_up):
+    first = post(idem_client, chat_body(model="gpt-image-1"))
+    twin = post(idem_client, chat_body(model="gpt-image-1"), path="/api/v1/chat/completions")
+    assert twin.status_code == 200 and twin.headers["Idempotent-Replayed"] == "true"
+    assert twin.get_data() == first.get_data()
     assert upstream_calls(openai_up) == 1
 
 
@@ -632,8 +665,10 @@ def test_nothing_kept_in_redis_holds_the_raw_keys(idem_client, redis_server):
     names = client.keys("*")
     assert names
     for name in names:
+        kind = client.type(name)
+        content = client.get(name) if kind == b"string" else b" ".join(client.zrange(name, 0, -1))
         assert key.encode() not in name and CLIENT_KEY.encode() not in name
-        assert key.encode() not in client.get(name) and CLIENT_KEY.encode() not in client.get(name)
+        assert key.encode() not in content and CLIENT_KEY.encode() not in content
     client.close()
 
 
@@ -656,3 +691,53 @@ def test_a_redis_outage_lets_requests_run_and_logs_no_password(make_app, caplog)
         assert post(client, chat_body()).status_code == 200
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "without Idempotency-Key protection" in text and "hunter2" not in text
+
+
+# ----- claims are leases: renewed while the request runs, gone soon after its worker is -----
+
+def test_a_renewed_claim_outlives_its_lease_and_an_unrenewed_one_does_not(make_store):
+    store = make_store(claim_lifetime=0.3)
+    token = store.claim(hexkey(0), "fp")
+    for _ in range(4):
+        time.sleep(0.15)
+        assert store.renew(hexkey(0), token)
+    assert store.claim(hexkey(0), "fp") is None and store.claimant(hexkey(0)) == "fp"
+    time.sleep(0.45)
+    assert store.claimant(hexkey(0)) is None
+    taken = store.claim(hexkey(0), "fp")
+    assert taken is not None and not store.renew(hexkey(0), token)  # the old owner lost it for good
+
+
+def test_a_request_running_longer_than_the_lease_keeps_its_key(make_app, store_env, monkeypatch):
+    """The heartbeat renews the claim: a twin sent long after the lease would have lapsed still waits."""
+    monkeypatch.setattr(idempotency, "CLAIM_LEASE", 0.4)
+    monkeypatch.setattr(idempotency, "_HEARTBEAT", idempotency._Heartbeat(0.1))
+    client = make_app(**store_env).test_client()
+    started = threading.Event()
+
+    def slow(request):
+        started.set()
+        time.sleep(1.5)
+        return 200, {}, json.dumps(OPENAI_ANSWER)
+
+    answers = {}
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, GENERATIONS, callback=slow)
+        first = threading.Thread(target=lambda: answers.setdefault("first", post(client, chat_body(model="gpt-image-1"))))
+        first.start()
+        assert started.wait(5)
+        time.sleep(0.8)  # twice the lease
+        second = post(client, chat_body(model="gpt-image-1"))
+        first.join(5)
+        assert upstream_calls(rsps) == 1
+    assert second.status_code == 200 and second.headers["Idempotent-Replayed"] == "true"
+
+
+def test_an_answer_the_store_cannot_keep_is_logged_and_counted(make_app, store_env, openai_up, caplog):
+    from app import metrics
+    before = metrics.IDEMPOTENCY_NOT_KEPT.labels("too_large")._value.get()
+    client = make_app(**{**store_env, "GATEWAY_IDEMPOTENCY_MAX_BYTES": "2048"}).test_client()
+    assert post(client, chat_body(model="gpt-image-1")).status_code == 200
+    assert "Idempotent-Replayed" not in post(client, chat_body(model="gpt-image-1")).headers
+    assert metrics.IDEMPOTENCY_NOT_KEPT.labels("too_large")._value.get() == before + 2
+    assert "not kept for Idempotency-Key replays (too_large)" in caplog.text
