@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import tempfile
@@ -15,6 +16,7 @@ from app.core.settings import ConfigError, ProviderSettings, parse_flag
 from app.providers.registry import PROVIDERS
 
 DEFAULT_PORT = 8000
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_WEB_CONCURRENCY = 2
 DEFAULT_THREADS = 64
 DEFAULT_UPSTREAM_TIMEOUT = 300.0
@@ -201,10 +203,10 @@ class Settings:
             max_image_bytes=int(env.number("GATEWAY_MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES, minimum=1024)),
             max_prompt_chars=int(env.number("GATEWAY_MAX_PROMPT_CHARS", DEFAULT_MAX_PROMPT_CHARS, minimum=1)),
             trusted_proxies=int(env.number("GATEWAY_TRUSTED_PROXIES", 0, minimum=0)),
-            port=int(env.number("PORT", DEFAULT_PORT, minimum=1)),
-            web_concurrency=int(env.number("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1)),
-            threads=int(env.number("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1)),
-            log_level=(env.text("GATEWAY_LOG_LEVEL") or "INFO").upper(),
+            port=env.whole("PORT", DEFAULT_PORT, minimum=1, maximum=65535),
+            web_concurrency=env.whole("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY, minimum=1),
+            threads=env.whole("GATEWAY_THREADS", DEFAULT_THREADS, minimum=1),
+            log_level=env.choice("GATEWAY_LOG_LEVEL", LOG_LEVELS, "info").upper(),
             answer_style=env.choice("GATEWAY_ANSWER_STYLE", ANSWER_STYLES, DEFAULT_ANSWER_STYLE),
             signature_ttl=env.number("GATEWAY_SIGNATURE_TTL_SECONDS", DEFAULT_SIGNATURE_TTL, minimum=1),
             # delivery (issue 12)
@@ -365,8 +367,23 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
         if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+        return value
+
+    def whole(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        """A whole number within [minimum, maximum] (gunicorn's own settings: workers, threads, port)."""
+        raw = self.text(name)
+        if not raw:
+            return default
+        if not re.fullmatch(r"[0-9]{1,9}", raw):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+        value = int(raw)
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"{name} must be {bounds}, got {raw!r}")
         return value
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:

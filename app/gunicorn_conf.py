@@ -72,6 +72,12 @@ def on_starting(server):
         sys.exit(f"image-gateway: {lines[-1]}")
 
 
+def when_ready(server):
+    """Listening: say which providers are live, where the playground is, and whether any client key exists."""
+    from app.startup import announce, usable_database_keys
+    announce(_settings, server.cfg.address, None if _settings.api_keys else usable_database_keys(_settings))
+
+
 def child_exit(server, worker):
     """A worker ended: its live metric files are retired (counters it recorded still count)."""
     from app.metrics import worker_exited

@@ -55,6 +55,7 @@ def database_url(database_template, tmp_path) -> str:
 @pytest.fixture
 def settings_env(tmp_path, database_url) -> dict:
     return {"GATEWAY_DATA_DIR": str(tmp_path / "data"),  # the app's files (pictures...) never land in the repo
+            "GATEWAY_IDEMPOTENCY_DIR": str(tmp_path / "idempotency"),  # nor in the shared temp directory
             "DATABASE_URL": database_url,
             "GATEWAY_API_KEYS": CLIENT_KEY, "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": OPENAI_BASE,
             "ARK_API_KEY": ARK_KEY, "ARK_BASE_URL": ARK_BASE, "OPENROUTER_API_KEY": OPENROUTER_KEY,

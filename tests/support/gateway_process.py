@@ -49,6 +49,7 @@ class GatewayProcess:
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_DATA_DIR": str(log_path.parent / "var"),  # a database of its own, next to its log
+            "GATEWAY_IDEMPOTENCY_DIR": str(log_path.parent / "idempotency"),  # not the shared temp directory
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -155,12 +155,12 @@ def test_watermark_is_always_sent_explicitly(mocked, tool, option, expected):
     assert body["watermark"] is expected
 
 
-def test_a_bad_ark_watermark_setting_stops_the_service_naming_the_variable():
+def test_a_bad_ark_watermark_setting_stops_the_service_naming_the_variable(tmp_path):
     with pytest.raises(ConfigError, match="ARK_WATERMARK") as caught:
         make_client(watermark="sometimes")
     assert "sometimes" in str(caught.value)
     with pytest.raises(ConfigError, match="ARK_WATERMARK"):
-        create_app({"ARK_API_KEY": ARK_KEY, "ARK_WATERMARK": "maybe"})
+        create_app({"ARK_API_KEY": ARK_KEY, "ARK_WATERMARK": "maybe", "GATEWAY_DATA_DIR": str(tmp_path)})
 
 
 def test_ark_watermark_is_read_from_the_environment(mocked):

@@ -45,7 +45,10 @@ def test_every_provider_variable_is_parsed():
 
 @pytest.mark.parametrize("name, value", [("GATEWAY_UPSTREAM_TIMEOUT", "soon"), ("PORT", "0"),
                                          ("WEB_CONCURRENCY", "-1"), ("GATEWAY_ALLOW_PRIVATE_URLS", "maybe"),
-                                         ("GATEWAY_MAX_BODY_BYTES", "10")])
+                                         ("GATEWAY_MAX_BODY_BYTES", "10"), ("GATEWAY_LOG_LEVEL", "LOUD"),
+                                         ("PORT", "99999"), ("PORT", "80.5"), ("GATEWAY_THREADS", "inf"),
+                                         ("WEB_CONCURRENCY", "2.5"), ("GATEWAY_UPSTREAM_TIMEOUT", "nan"),
+                                         ("GATEWAY_DOWNLOAD_TIMEOUT", "inf")])
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
@@ -57,7 +60,8 @@ def test_repr_never_shows_keys():
     assert "client-secret" not in text and "sk-provider-secret" not in text
 
 
-def test_create_app_reads_the_environment_when_given_nothing(monkeypatch):
+def test_create_app_reads_the_environment_when_given_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))  # the test writes nothing outside its own directory
     monkeypatch.setenv("GATEWAY_API_KEYS", "from-env")
     monkeypatch.setenv("GATEWAY_MAX_BODY_BYTES", "4096")
     app = create_app()
@@ -65,8 +69,8 @@ def test_create_app_reads_the_environment_when_given_nothing(monkeypatch):
     assert app.test_client().get("/v1/models", headers={"Authorization": "Bearer from-env"}).status_code == 200
 
 
-def test_create_app_accepts_settings_object():
-    app = create_app(Settings.from_env({"GATEWAY_API_KEYS": "k"}))
+def test_create_app_accepts_settings_object(tmp_path):
+    app = create_app(Settings.from_env({"GATEWAY_API_KEYS": "k", "GATEWAY_DATA_DIR": str(tmp_path)}))
     assert app.test_client().get("/v1/models", headers={"Authorization": "Bearer k"}).status_code == 200
 
 
@@ -75,3 +79,8 @@ def test_importing_the_package_builds_no_app():
 
     import app as package
     assert not any(isinstance(value, flask.Flask) for value in vars(package).values())
+
+
+def test_log_levels_are_named_in_any_case():
+    assert Settings.from_env({"GATEWAY_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    assert Settings.from_env({}).log_level == "INFO"

@@ -230,9 +230,10 @@ LIMITS = {"GATEWAY_MAX_MESSAGES": "6", "GATEWAY_MAX_INPUT_IMAGES": "4", "GATEWAY
 
 
 @pytest.fixture(scope="module")
-def limited_client():
+def limited_client(tmp_path_factory):
     from app import create_app
-    return create_app({"GATEWAY_API_KEYS": CLIENT_KEY, **LIMITS}).test_client()
+    return create_app({"GATEWAY_API_KEYS": CLIENT_KEY, "GATEWAY_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+                       **LIMITS}).test_client()
 
 
 def expected_refusal(depth: int, padding: int, turns: list[list[int]]) -> tuple[int, str | None]:
