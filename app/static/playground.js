@@ -717,7 +717,9 @@
   async function generate(event) {
     event.preventDefault();
     if (state.controller) return;
-    hideError();
+    // a new run starts here, even one refused below: nothing of the previous run stays on screen
+    resetOutput();
+    setStatus("", "idle");
     if (!currentKey()) {
       showError({message: "Enter your client key first."});
       $("key").focus();
@@ -733,7 +735,6 @@
       showError({message: "Choose a model first (the list comes from GET /v1/models with your key)."});
       return;
     }
-    resetOutput();
     updateCurl();
     const run = newRun(form);
     const body = buildBody(form, {stream: true, imageUrl: form.image && form.image.url});

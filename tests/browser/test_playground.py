@@ -365,3 +365,34 @@ def test_curl_command_runs_in_a_shell(page, playground_gateway):
                                  "messages": [{"role": "user", "content": "the teapot's spout, \"quoted\" and $HOME"}],
                                  "tools": [{"type": "image_generation", "image_generation": {"size": "32x48"}}]})
     assert decode_data_url(direct.json()["choices"][0]["message"]["images"][0]["image_url"]["url"])[1] == data
+
+
+def test_a_later_refused_run_clears_the_previous_runs_status_and_answer(page, watch, playground_gateway):
+    load_models(page)
+    generate(page, "a lighthouse")
+    assert page.get_attribute("#status", "data-state") == "done" and page.text_content("#raw").strip()
+    page.click("#forget-key")
+    page.fill("#prompt", "a red kite")
+    page.click("#generate")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Enter your client key first" in page.inner_text("#error")
+    assert page.inner_text("#status").strip() == "" and page.get_attribute("#status", "data-state") == "idle"
+    assert page.text_content("#raw").strip() == "" and page.locator("#results img").count() == 0
+    assert_clean(watch, playground_gateway.url)
+
+
+def test_the_page_fits_a_phone(browser, playground_gateway):
+    """390 CSS pixels wide (a current phone): no horizontal scrolling, before or after a run."""
+    context = browser.new_context(base_url=playground_gateway.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        load_models(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.fill("#n", "2")
+        generate(page, "a lighthouse on a very long and winding coast, seen from far away at dusk")
+        assert page.locator("#results img").count() == 2
+        page.click("#raw-details summary")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
