@@ -4,8 +4,21 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from app import create_app
+
+# no example database in the working tree: the suite writes only into its own temporary directories
+hypothesis_settings.register_profile("gateway", database=None)
+hypothesis_settings.load_profile("gateway")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin has made the session's directory factory
+def pytest_configure(config):
+    """hypothesis keeps caches (constants, unicode tables) in ./.hypothesis unless told otherwise: they go
+    into the session's temporary directory, before collection writes the first of them."""
+    import hypothesis.configuration
+    hypothesis.configuration.set_hypothesis_home_dir(config._tmp_path_factory.mktemp("hypothesis"))
 
 CLIENT_KEY = "gw-client-key-4f1b2c"
 OPENAI_KEY = "sk-test-provider-secret-9a8b7c6d5e"

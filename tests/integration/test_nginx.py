@@ -22,6 +22,8 @@ from pathlib import Path
 import openai
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
 from tests.conftest import CLIENT_KEY, chat_body
@@ -458,3 +460,36 @@ def test_the_statuses_nginx_answers_itself(edge, certificate):
         answer = b"".join(iter(lambda: plain.recv(65536), b""))
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head and json.loads(body)["error"]
+
+
+header_bytes = st.binary(max_size=40)
+header_names = st.one_of(st.sampled_from([b"Content-Length", b"Transfer-Encoding", b"Host", b"Expect",
+                                          b"Content-Type", b"X-Request-ID", b"Idempotency-Key", b"Authorization"]),
+                         st.binary(min_size=1, max_size=20))
+request_lines = st.tuples(
+    st.one_of(st.sampled_from([b"GET", b"POST", b"OPTIONS", b"PUT", b"DELETE", b"BREW", b"G\x00T"]),
+              st.binary(min_size=1, max_size=8)),
+    st.one_of(st.sampled_from([b"/healthz", b"/v1/chat/completions", b"/v1/models", b"/metrics", b"/",
+                               b"/static/playground.js", b"/../../etc/passwd", b"/%00", b"*"]),
+              st.binary(max_size=60)),
+    st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.1x", b"", b"http/1.1"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(line=request_lines, headers=st.lists(st.tuples(header_names, header_bytes), max_size=5),
+       body=st.binary(max_size=64))
+def test_fuzzed_requests_through_nginx_never_get_html_or_a_5xx(edge, certificate, line, headers, body):
+    nginx, _ = edge
+    method, path, version = line
+    data = method + b" " + path + b" " + version + b"\r\nHost: gateway.test\r\nConnection: close\r\n"
+    data += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
+    try:
+        status, answer_headers, answer = tls_exchange(nginx.https_port, str(certificate[0]), data)
+    except AssertionError:
+        return  # nginx closed the connection without an answer (it does so for some garbage): no HTML either
+    assert status < 500, (status, answer[:300])
+    if answer:
+        assert answer_headers.get("content-type") == "application/json", (status, answer[:300])
+        if status >= 400:
+            assert set(json.loads(answer)["error"]) == {"message", "type", "param", "code"}
