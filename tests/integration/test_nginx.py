@@ -416,13 +416,16 @@ def tls_exchange(port: int, cafile: str, data: bytes, timeout: float = 10) -> tu
     context = ssl.create_default_context(cafile=cafile)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock, \
             context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
-        tls.sendall(data)
+        try:
+            tls.sendall(data)
+        except OSError:  # nginx answered and closed before taking all of it: the answer is still there
+            pass
         received = b""
         while True:
             try:
                 piece = tls.recv(65536)
-            except (ssl.SSLError, ConnectionResetError):
-                break
+            except (ssl.SSLError, ConnectionResetError, TimeoutError):  # TimeoutError: nginx still waits for a
+                break                                                    # body the request promised
             if not piece:
                 break
             received += piece
@@ -485,9 +488,9 @@ def test_fuzzed_requests_through_nginx_never_get_html_or_a_5xx(edge, certificate
     data = method + b" " + path + b" " + version + b"\r\nHost: gateway.test\r\nConnection: close\r\n"
     data += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
     try:
-        status, answer_headers, answer = tls_exchange(nginx.https_port, str(certificate[0]), data)
+        status, answer_headers, answer = tls_exchange(nginx.https_port, str(certificate[0]), data, timeout=3)
     except AssertionError:
-        return  # nginx closed the connection without an answer (it does so for some garbage): no HTML either
+        return  # no answer: nginx closed the connection (it does for some garbage) or waits for a promised body
     assert status < 500, (status, answer[:300])
     if answer:
         assert answer_headers.get("content-type") == "application/json", (status, answer[:300])
