@@ -458,6 +458,12 @@ def test_the_statuses_nginx_answers_itself(edge, certificate):
     assert tls_exchange(nginx.https_port, ca, MALFORMED["header too long"])[0] == 431
     status, headers, body = tls_exchange(nginx.https_port, ca, MALFORMED["garbage request line"])
     assert status == 400 and json.loads(body)["error"]["code"] == "bad_http_request"
+    status, headers, body = tls_exchange(nginx.https_port, ca, b"OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                                                               b"Connection: close\r\n\r\n")
+    assert (status, headers["content-type"]) == (405, "application/json")  # the gateway's own answer, passed on
+    assert headers["allow"] == "POST" and json.loads(body)["error"]["code"] == "method_not_allowed"
+    status, headers, body = tls_exchange(nginx.https_port, ca, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, headers["content-type"]) == (405, "application/json")  # nginx's: never sent to gunicorn
     with socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10) as plain:  # no TLS on the TLS port
         plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer = b"".join(iter(lambda: plain.recv(65536), b""))
