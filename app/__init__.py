@@ -59,7 +59,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, errors, idempotency, image_store, metrics, request_body, request_log
+    from app import api, body_deadline, errors, idempotency, image_store, metrics, request_body, request_log, shedding
     from app.core import redaction
     from app.usage import recording
     from app.auth import Authenticator
@@ -138,4 +138,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     # the job keeper (lease renewals, jobs of dead runners, expired jobs)
     app.before_request(app.extensions["gateway"].webhooks.ensure_running)
     app.before_request(app.extensions["gateway"].jobs.ensure_running)
+    # outermost: a refused generation costs no Flask work, and every body read is bounded
+    body_deadline.init_app(app, settings.body_timeout)
+    shedding.init_app(app, settings.max_inflight)
     return app

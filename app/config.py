@@ -52,6 +52,12 @@ MIN_URL_SIGNING_KEY_CHARS = 32
 MIN_WEBHOOK_SECRET_BYTES = 24         # the Standard Webhooks recommendation (24 to 64 bytes)
 WEBHOOK_SECRET_PREFIX = "whsec_"
 NO_IMAGE_STORE = ("none", "off")
+# worker model and load shedding (issue 15): sized in bench/ (README "Benchmark")
+WORKER_CLASSES = ("gevent", "gthread")
+DEFAULT_WORKER_CLASS = "gevent"
+DEFAULT_MAX_INFLIGHT = 3000        # generations per instance, all workers together
+DEFAULT_BODY_TIMEOUT = 60.0        # seconds a client may take to send its request body
+CONNECTION_HEADROOM = 256          # gevent: connections per worker beyond GATEWAY_MAX_INFLIGHT
 
 @dataclass(frozen=True)
 class ImageStoreLocation:
@@ -151,6 +157,22 @@ class Settings:
     job_threads: int = DEFAULT_JOB_THREADS
     job_ttl: float = DEFAULT_JOB_TTL
     job_lease: float = DEFAULT_JOB_LEASE
+    # worker model and load shedding (issue 15)
+    worker_class: str = DEFAULT_WORKER_CLASS
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+
+    @property
+    def connections_per_worker(self) -> int:
+        """Requests one worker serves at once: its threads (gthread), or as many as the instance may hold (gevent).
+
+        Under gevent a waiting request costs a greenlet, so one worker may hold every generation the
+        instance admits (the kernel does not spread connections evenly), plus room for probes, scrapes
+        and requests about to be shed.
+        """
+        if self.worker_class == "gthread":
+            return self.threads
+        return self.max_inflight + CONNECTION_HEADROOM
 
     def __repr__(self) -> str:  # never print client keys
         return f"Settings(api_keys=<{len(self.api_keys)} keys>, providers={list(self.providers)})"
@@ -232,6 +254,10 @@ class Settings:
             job_threads=int(env.number("GATEWAY_JOB_THREADS", DEFAULT_JOB_THREADS, minimum=1)),
             job_ttl=env.number("GATEWAY_JOB_TTL_SECONDS", DEFAULT_JOB_TTL, minimum=60),
             job_lease=env.number("GATEWAY_JOB_LEASE_SECONDS", DEFAULT_JOB_LEASE, minimum=MIN_JOB_LEASE),
+            # worker model and load shedding (issue 15)
+            worker_class=env.choice("GATEWAY_WORKER_CLASS", WORKER_CLASSES, DEFAULT_WORKER_CLASS),
+            max_inflight=int(env.number("GATEWAY_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT, minimum=1)),
+            body_timeout=env.number("GATEWAY_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, minimum=1),
         )
 
 

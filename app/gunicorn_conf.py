@@ -1,9 +1,13 @@
 """gunicorn settings for the Procfile: `gunicorn -c python:app.gunicorn_conf wsgi:app`.
 
-Threaded workers, because a request spends nearly all its time waiting for a provider; the worker
-timeout sits above the upstream timeout so a slow provider is answered with a 504, not a killed
-worker; JSON logs go to stdout for PaaS log routers (the app writes one line per request, so
-gunicorn's own access log is off).
+gevent workers by default (GATEWAY_WORKER_CLASS), because a request spends nearly all its time
+waiting for a provider and a waiting greenlet costs little: one instance holds thousands of
+generations (bench/). The worker timeout sits above the upstream timeout so a slow provider is
+answered with a 504, not a killed worker; JSON logs go to stdout for PaaS log routers (the app
+writes one line per request, so gunicorn's own access log is off).
+
+Nothing here may import what gevent patches in the workers (requests, urllib3, redis, ssl users):
+this module runs in the master, before the fork.
 """
 import os
 import shutil
@@ -19,17 +23,19 @@ if _own_metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
-from app.config import ConfigError, Settings  # noqa: E402  (after the metrics directory is set)
+from app import shedding, workers as _workers  # noqa: E402  (after the metrics directory is set)
+from app.config import ConfigError, Settings  # noqa: E402
 
 try:
     _settings = Settings.from_env()
-except ConfigError as _error:  # one line naming the variable, not gunicorn's traceback
-    sys.exit(f"image-gateway: {_error}")
+except ConfigError as exc:
+    sys.exit(f"image-gateway: {exc}")  # one line naming the variable, not gunicorn's traceback
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-worker_class = "gthread"
-threads = _settings.threads
+worker_class = _workers.worker_class(_settings.worker_class)
+threads = _settings.threads                                 # gthread only
+worker_connections = _settings.connections_per_worker     # gevent: greenlets per worker
 timeout = int(_settings.upstream_timeout + _settings.connect_timeout + 30)
 graceful_timeout = 30
 keepalive = 75  # above the idle timeout of common load balancers, so they close first
@@ -58,6 +64,10 @@ logconfig_dict = {
 }
 
 
+# generations in flight, counted across the workers (app/shedding.py): made here, shared by fork
+_inflight = shedding.InflightTable()
+
+
 def on_starting(server):
     """Before any worker: the database is reachable and at the current schema (SQLite: brought up to date).
 
@@ -78,8 +88,13 @@ def when_ready(server):
     announce(_settings, server.cfg.address, None if _settings.api_keys else usable_database_keys(_settings))
 
 
+def pre_fork(server, worker):
+    worker.inflight_slot = _inflight.assign(worker)
+
+
 def child_exit(server, worker):
-    """A worker ended: its live metric files are retired (counters it recorded still count)."""
+    """A worker ended: what it had in flight is gone, and its live metric files are retired."""
+    _inflight.free(worker)
     from app.metrics import worker_exited
     worker_exited(worker.pid)
 
@@ -90,11 +105,12 @@ def on_exit(server):
 
 
 def post_fork(server, worker):
-    """A booting worker dies on SIGTERM; then its allocator is tuned for big pictures."""
+    """A booting worker dies on SIGTERM, counts its generations in its slot, and tunes its allocator."""
     # Until gunicorn installs the worker's own handlers, the worker runs the arbiter's, which only
     # queue a signal for the arbiter: a platform's SIGTERM to the process group (every restart)
     # reaching a worker still loading the app was lost, and shutdown waited graceful_timeout.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    shedding.use_shared_slot(_inflight, worker.inflight_slot)
     _tune_malloc()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
 REQUESTS = Counter("gateway_requests_total", "Requests answered, by route, model, provider and status",
@@ -29,6 +29,11 @@ IDEMPOTENCY_NOT_KEPT = Counter("gateway_idempotency_not_kept_total", "Successful
                                ["reason"])
 UPSTREAM_ERRORS = Counter("gateway_upstream_errors_total", "Failed provider calls, by provider and answer status",
                           ["provider", "status"])
+
+# load shedding (app/shedding.py): summed over the instance's live workers
+INFLIGHT = Gauge("gateway_inflight_generations", "Generation requests in flight on this instance (GATEWAY_MAX_INFLIGHT)",
+                 multiprocess_mode="livesum")
+SHED = Counter("gateway_shed_requests_total", "Generation requests refused with 503 server_overloaded")
 
 
 def exposition() -> tuple[bytes, str]:

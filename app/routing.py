@@ -49,7 +49,7 @@ class Router:
         self.channels: dict[str, Channel] = {}
         # one store for every channel: a picture made on one channel may come back through another
         self.signatures = signatures if signatures is not None else signature_store(settings)
-        build = dict(connect_timeout=settings.connect_timeout, pool_size=settings.threads,
+        build = dict(connect_timeout=settings.connect_timeout, pool_size=settings.connections_per_worker,
                      max_upstream_bytes=settings.max_upstream_bytes, signatures=self.signatures)
         for name, cls in PROVIDERS.items():
             provider_settings = settings.providers.get(name)

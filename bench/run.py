@@ -669,8 +669,9 @@ def machine_info(args, litellm: str | None) -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "gunicorn": f"{gunicorn.__version__}, {settings.web_concurrency} workers × {settings.threads} threads "
-                    "(gthread)",
+        "gunicorn": f"{gunicorn.__version__}, {settings.web_concurrency} workers, " + (
+            f"gthread × {settings.threads} threads" if settings.worker_class == "gthread"
+            else f"gevent, up to {settings.connections_per_worker} connections each"),
         "gateway log level": args.log_level + "".join(f", {k}={v}" for k, v in args.gateway_env),
         "fake upstream": "nginx static files, " + (f"gzip (level {args.upstream_gzip}) to clients that accept it"
                                                    if args.upstream_gzip else "identity with Content-Length"),

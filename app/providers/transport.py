@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from app import jsonio, metrics, observability
+from app import jsonio, metrics, observability, read_slots
 from app.core import context
 from app.core.errors import GatewayError, UpstreamError, UpstreamTimeout, retry_after_seconds
 
@@ -49,7 +49,7 @@ class Transport:
         """Send and return the parsed JSON answer; every failure becomes a GatewayError."""
         with observability.upstream_call():
             response = self._send(method, url, json=json, data=data, files=files, headers=headers)
-            with response:
+            with response, read_slots.slots():
                 body = self._read(response, self.max_upstream_bytes)
         try:
             return jsonio.loads_answer(body)
@@ -71,7 +71,9 @@ class Transport:
         with response, observability.upstream_call():
             if response.headers.get("Content-Type", "").startswith("application/json"):
                 # an upstream (or a proxy before it) that answered in one piece instead of streaming
-                yield JSON_ANSWER, jsonio.loads_answer(self._read(response, self.max_upstream_bytes))
+                with read_slots.slots():
+                    body = self._read(response, self.max_upstream_bytes)
+                yield JSON_ANSWER, jsonio.loads_answer(body)
                 return
             event, lines, size = None, [], 0
             try:

@@ -1,5 +1,6 @@
 """The real service under gunicorn (started by the Procfile command) against a fake OpenAI server."""
 import base64
+import os
 
 import openai
 import pytest
@@ -21,10 +22,11 @@ def post(gateway, body, headers, path="/v1/chat/completions", **kwargs):
     return requests.post(gateway.url + path, json=body, headers=headers, timeout=30, **kwargs)
 
 
-def test_procfile_starts_the_configured_number_of_threaded_workers(gateway):
+def test_procfile_starts_the_configured_number_of_workers_of_the_configured_class(gateway):
     log = gateway.log()
     assert log.count("Booting worker") == 2
-    assert "gthread" in log
+    expected = {"gevent": "app.workers.GeventWorker", "gthread": "app.workers.ThreadWorker"}
+    assert f"Using worker: {expected[os.environ.get('GATEWAY_WORKER_CLASS', 'gevent')]}" in log
     assert f"0.0.0.0:{gateway.port}" in log
 
 

@@ -59,6 +59,8 @@ class GatewayProcess:
             "PYTHONUNBUFFERED": "1",
             "GATEWAY_DATA_DIR": str(log_path.parent / "var"),  # a database of its own, next to its log
             "GATEWAY_IDEMPOTENCY_DIR": str(log_path.parent / "idempotency"),  # not the shared temp directory
+            # the suite runs once per worker class: `GATEWAY_WORKER_CLASS=gthread pytest ...` (README)
+            **{name: os.environ[name] for name in ("GATEWAY_WORKER_CLASS",) if name in os.environ},
             **env,
         }
         self.proc: subprocess.Popen | None = None
