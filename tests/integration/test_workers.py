@@ -5,6 +5,8 @@ import os
 import re
 import signal
 import socket
+import ssl
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,8 +16,10 @@ import requests
 from tests.conftest import CLIENT_KEY, chat_body
 from tests.integration.conftest import gateway_env
 from tests.support.fake_upstream import Reply
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway_process import GatewayProcess
-from tests.support.openai_fake import image_b64
+from tests.support.openai_fake import image_b64, openai_images
+from tests.support.system import require_program
 
 MAX_INFLIGHT = 3
 BODY_TIMEOUT = 1
@@ -168,3 +172,27 @@ def test_an_unknown_worker_class_stops_the_service_with_one_line_naming_the_vari
         process.start(timeout=20)
     assert process.proc.returncode != 0
     assert process.log().strip() == "image-gateway: GATEWAY_WORKER_CLASS must be one of gevent, gthread, got 'eventlet'"
+
+
+def test_a_provider_over_tls_answers_through_the_worker_class(openai_server, ark_server, openrouter_server,
+                                                              gemini_server, tmp_path):
+    """Under gevent, ssl is patched in each worker after gunicorn's master imported it: real TLS must still work."""
+    openssl = require_program("openssl", "/usr/bin/openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    provider = FakeUpstream(default=openai_images, tls=tls).start()
+    env = gateway_env(openai_server, ark_server, openrouter_server, gemini_server,
+                      OPENAI_BASE_URL=provider.url + "/v1", REQUESTS_CA_BUNDLE=str(cert))
+    process = GatewayProcess(env, tmp_path / "gunicorn.log").start()
+    try:
+        response, _ = ask(process)
+        assert response.status_code == 200, response.text
+        assert provider.received("/v1/images/generations")
+        assert "MonkeyPatchWarning" not in process.log() and "RecursionError" not in process.log()
+    finally:
+        process.stop()
+        provider.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -96,18 +97,22 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeUpstream:
-    def __init__(self, default: Handler | None = None):
+    def __init__(self, default: Handler | None = None, tls: "ssl.SSLContext | None" = None):
         self.default = default or (lambda request: Reply(404, json={"error": {"message": "no such path"}}))
         self.requests: list[Recorded] = []
         self._queued: dict[str, deque] = defaultdict(deque)
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._scheme = "http"
+        if tls is not None:  # an https provider: connections are wrapped as they are accepted
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def start(self) -> "FakeUpstream":
         self._thread.start()
