@@ -228,12 +228,10 @@ def main() -> int:
         print(f"written to {args.output}")
         return 0
     except Exception:
-        for service in services:
-            print(f"--- {service.name} log (tail) ---\n{service.tail()}", file=sys.stderr)
+        common.print_tails(services)
         raise
     finally:
-        for service in reversed(services):
-            service.stop()
+        common.stop_all(services)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

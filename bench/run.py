@@ -292,6 +292,17 @@ class Service:
         self._log.close()
 
 
+def print_tails(services: list[Service]) -> None:
+    """What each service logged last, to explain a failed run."""
+    for service in services:
+        print(f"--- {service.name} log (tail) ---\n{service.tail()}", file=sys.stderr)
+
+
+def stop_all(services: list[Service]) -> None:
+    for service in reversed(services):
+        service.stop()
+
+
 def children(pid: int) -> list[int]:
     """PIDs whose parent is `pid`."""
     out = []
@@ -944,12 +955,10 @@ def main() -> int:
         print(f"written to {args.output}")
         return 0
     except Exception:
-        for service in services:
-            print(f"--- {service.name} log (tail) ---\n{service.tail()}", file=sys.stderr)
+        print_tails(services)
         raise
     finally:
-        for service in reversed(services):
-            service.stop()
+        stop_all(services)
         if args.keep_tmp:
             print(f"temp dir kept: {tmp}")
         else:
