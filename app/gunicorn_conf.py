@@ -6,10 +6,12 @@ generations (bench/). The worker timeout sits above the upstream timeout so a sl
 answered with a 504, not a killed worker; JSON logs go to stdout for PaaS log routers (the app
 writes one line per request, so gunicorn's own access log is off).
 
-Nothing here may import what gevent patches in the workers (requests, urllib3, redis, ssl users):
-this module runs in the master, before the fork.
+This module runs in the master, before the fork and so before gevent patches each worker: it imports
+only app.config, app.shedding and app.workers, none of which opens a socket or starts a thread (the
+app itself, requests, urllib3 and redis are imported by each worker once it is patched).
 """
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -66,6 +68,22 @@ logconfig_dict = {
 
 # generations in flight, counted across the workers (app/shedding.py): made here, shared by fork
 _inflight = shedding.InflightTable()
+
+
+def _raise_open_files_limit(needed: int) -> None:
+    """Each generation in flight holds two sockets (client, provider): lift the soft limit (often 1024) to
+    what GATEWAY_MAX_INFLIGHT needs, within the hard limit; the workers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < needed:
+        print(f"image-gateway: warning: the open-files limit ({hard}) is below the {needed} that "
+              f"GATEWAY_MAX_INFLIGHT={_settings.max_inflight} needs; raise it (ulimit -n)", file=sys.stderr)
+
+
+if _settings.worker_class == "gevent":
+    _raise_open_files_limit(2 * _settings.connections_per_worker + 256)
 
 
 def on_starting(server):
