@@ -6,9 +6,7 @@ generations (bench/). The worker timeout sits above the upstream timeout so a sl
 answered with a 504, not a killed worker; JSON logs go to stdout for PaaS log routers (the app
 writes one line per request, so gunicorn's own access log is off).
 
-This module runs in the master, before the fork and so before gevent patches each worker: it imports
-only app.config, app.shedding and app.workers, none of which opens a socket or starts a thread (the
-app itself, requests, urllib3 and redis are imported by each worker once it is patched).
+This module runs in the master, before the fork: nothing it imports opens a socket or starts a thread.
 """
 import os
 import resource
@@ -24,6 +22,16 @@ _own_metrics_dir = not _metrics_dir
 if _own_metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+# gevent must patch the standard library before anything imports code that uses ssl or sockets
+# (requests, urllib3, redis, boto3): a module that took `ssl.SSLContext` before the patch recurses
+# forever on its first TLS connection. The settings below import the provider modules, so with gevent
+# the master patches here, before any import of the app, and the workers inherit patched modules
+# (gunicorn's gevent worker patches again at start, which then changes nothing). This peek only
+# decides whether to patch: Settings reads and checks GATEWAY_WORKER_CLASS below.
+if os.environ.get("GATEWAY_WORKER_CLASS", "").strip().lower() in ("", "gevent"):
+    from gevent import monkey
+    monkey.patch_all()
 
 from app import shedding, workers as _workers  # noqa: E402  (after the metrics directory is set)
 from app.config import ConfigError, Settings  # noqa: E402
