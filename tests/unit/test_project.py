@@ -2,9 +2,9 @@
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# the whole suite, then the tests that start gunicorn again under the other worker class
+# the whole suite, then every test that starts gunicorn again under the other worker class
 TEST_COMMAND = ("python3 -m venv --clear .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
-                " && GATEWAY_WORKER_CLASS=gthread .venv/bin/python -m pytest tests/integration tests/browser")
+                " && GATEWAY_WORKER_CLASS=gthread .venv/bin/python -m pytest --ignore=tests/unit")
 
 
 def test_ci_runs_exactly_the_readme_test_command():
