@@ -59,7 +59,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     """Build the app. `config` is None (read os.environ), an env-like dict (tests), or Settings."""
     from flask import Flask
 
-    from app import api, body_deadline, errors, idempotency, image_store, metrics, request_body, request_log, shedding
+    from app import api, errors, idempotency, image_store, metrics, request_body, request_log, shedding
     from app.core import redaction
     from app.usage import recording
     from app.auth import Authenticator
@@ -127,7 +127,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     logging.getLogger("gateway").setLevel(settings.log_level)
     app.before_request(context.begin)  # first: every later hook and view may read the request context
-    request_body.init_app(app)
+    request_body.init_app(app, settings.body_timeout)
     request_log.init_app(app)
     recording.init_app(app)
     idempotency.init_app(app)
@@ -138,7 +138,5 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     # the job keeper (lease renewals, jobs of dead runners, expired jobs)
     app.before_request(app.extensions["gateway"].webhooks.ensure_running)
     app.before_request(app.extensions["gateway"].jobs.ensure_running)
-    # outermost: a refused generation costs no Flask work, and every body read is bounded
-    body_deadline.init_app(app, settings.body_timeout)
-    shedding.init_app(app, settings.max_inflight)
+    shedding.init_app(app, settings.max_inflight)  # outermost: a refused generation costs no Flask work
     return app

@@ -2,15 +2,15 @@
 
 gunicorn reads a body only as the app asks for it, with no time limit: a client trickling a body
 a byte at a time would hold its connection (and, under gthread, a thread) for as long as it likes.
-This WSGI middleware bounds the whole body read, not each read: before every read the socket's
-timeout is set to the time left. The connection is closed after the 408 (gunicorn does not reuse a
-connection whose body read failed).
+This bounds the whole body read, not each read: before every read of the request's input stream
+(app/request_body.py reads through `bounded`), the socket's timeout is set to the time left. The
+connection is closed after the 408 (gunicorn does not reuse a connection whose body read failed).
 """
 from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, Iterable
+from typing import Callable
 
 from app.core.errors import InvalidRequest
 
@@ -20,34 +20,22 @@ class BodyTooSlow(InvalidRequest):
     code = "request_timeout"
 
 
-class DeadlineInput:
-    """`wsgi.input` whose reads together end by a deadline; the socket's own timeout is restored after each."""
+class BodyDeadline:
+    """The time left to read one request's body, from the socket gunicorn names in the WSGI environ."""
 
-    def __init__(self, stream, sock: socket.socket, seconds: float):
-        self._stream = stream
+    def __init__(self, sock: socket.socket, seconds: float):
         self._sock = sock
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
 
-    def read(self, *args):
-        return self._bounded(self._stream.read, *args)
+    @classmethod
+    def for_request(cls, environ: dict, seconds: float) -> "BodyDeadline | None":
+        """None outside gunicorn (tests, `flask run`): there is no socket to bound."""
+        sock = environ.get("gunicorn.socket")
+        return cls(sock, seconds) if sock is not None and hasattr(sock, "settimeout") else None
 
-    def readline(self, *args):
-        return self._bounded(self._stream.readline, *args)
-
-    def readlines(self, *args):
-        return self._bounded(self._stream.readlines, *args)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-
-    def _bounded(self, read: Callable, *args):
+    def bounded(self, read: Callable, *args):
+        """`read(*args)`, failing with BodyTooSlow when the body's time is up; the socket's own timeout is kept."""
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise self._too_slow()
@@ -65,21 +53,3 @@ class DeadlineInput:
 
     def _too_slow(self) -> BodyTooSlow:
         return BodyTooSlow(f"The request body did not arrive within {self._seconds:g} s (GATEWAY_BODY_TIMEOUT)")
-
-
-class BodyDeadline:
-    """WSGI middleware: bounds the body read of every request served by gunicorn (which names its socket)."""
-
-    def __init__(self, app: Callable, seconds: float):
-        self.app = app
-        self.seconds = seconds
-
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        sock = environ.get("gunicorn.socket")
-        if sock is not None and hasattr(sock, "settimeout"):
-            environ["wsgi.input"] = DeadlineInput(environ["wsgi.input"], sock, self.seconds)
-        return self.app(environ, start_response)
-
-
-def init_app(app, seconds: float) -> None:
-    app.wsgi_app = BodyDeadline(app.wsgi_app, seconds)

@@ -12,6 +12,7 @@ import re
 
 from flask import Flask, request
 
+from app.body_deadline import BodyDeadline
 from app.core.errors import InvalidRequest
 from app.jsonio import loads
 
@@ -85,8 +86,9 @@ def check_json_shape(raw: bytes | bytearray, max_depth: int = MAX_JSON_DEPTH,
                                  "members)", code="json_too_complex")
 
 
-def init_app(app: Flask) -> None:
-    """Read every request body through `_GuardedInput`, so no read failure surfaces as a 500."""
+def init_app(app: Flask, body_timeout: float) -> None:
+    """Read every request body through `_GuardedInput`, so no read failure surfaces as a 500 and no body
+    takes longer than `body_timeout` seconds to arrive (GATEWAY_BODY_TIMEOUT, app/body_deadline.py)."""
     inner = app.wsgi_app
 
     def guarded(environ, start_response):
@@ -94,7 +96,7 @@ def init_app(app: Flask) -> None:
         if stream is not None:
             length = environ.get("CONTENT_LENGTH", "")
             expected = int(length) if length.isascii() and length.isdigit() and len(length) < 19 else None
-            environ["wsgi.input"] = _GuardedInput(stream, expected)
+            environ["wsgi.input"] = _GuardedInput(stream, expected, BodyDeadline.for_request(environ, body_timeout))
         return inner(environ, start_response)
 
     app.wsgi_app = guarded
@@ -110,10 +112,11 @@ class _GuardedInput:
     malformed: a 400.
     """
 
-    def __init__(self, stream, expected: int | None = None):
+    def __init__(self, stream, expected: int | None = None, deadline: BodyDeadline | None = None):
         self._stream = stream
         self._expected = expected
         self._received = 0
+        self._deadline = deadline
 
     def read(self, *args):
         return self._counted(self._guard(self._stream.read, *args), args)
@@ -147,10 +150,9 @@ class _GuardedInput:
             raise ClientDisconnected("The connection closed before the whole request body arrived")
         return data
 
-    @staticmethod
-    def _guard(read, *args):
+    def _guard(self, read, *args):
         try:
-            return read(*args)
+            return self._deadline.bounded(read, *args) if self._deadline is not None else read(*args)
         except OSError:  # the request's log line says client_disconnected: that is all there is to say
             raise ClientDisconnected("The connection closed before the whole request body arrived") from None
         except InvalidRequest:

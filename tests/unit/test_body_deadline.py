@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from app.body_deadline import BodyDeadline, BodyTooSlow, DeadlineInput
+from app.body_deadline import BodyDeadline, BodyTooSlow
 
 
 @pytest.fixture
@@ -16,13 +16,13 @@ def connection():
     server.close()
 
 
-def test_a_body_that_arrives_in_time_is_read_whole_and_the_socket_timeout_is_restored(connection):
+def test_a_body_that_arrives_in_time_is_read_whole_and_the_socket_timeout_is_kept(connection):
     client, server = connection
     client.sendall(b"hello world")
+    deadline = BodyDeadline(server, seconds=5)
     with server.makefile("rb") as stream:
-        body = DeadlineInput(stream, server, seconds=5)
-        assert body.read(5) == b"hello"
-        assert body.read(6) == b" world"
+        assert deadline.bounded(stream.read, 5) == b"hello"
+        assert deadline.bounded(stream.read, 6) == b" world"
     assert server.gettimeout() is None
 
 
@@ -37,24 +37,21 @@ def test_a_trickled_body_is_cut_at_the_deadline_although_every_read_gets_data(co
             except OSError:
                 return
     threading.Thread(target=trickle, daemon=True).start()
+    deadline = BodyDeadline(server, seconds=0.5)
     started = time.monotonic()
     try:
         with server.makefile("rb", buffering=0) as stream, pytest.raises(BodyTooSlow) as caught:
-            body = DeadlineInput(stream, server, seconds=0.5)
             while True:
-                body.read(1)
+                deadline.bounded(stream.read, 1)
     finally:
         stop.set()
     assert time.monotonic() - started < 2
     assert caught.value.status == 408 and caught.value.code == "request_timeout"
-    assert "GATEWAY_BODY_TIMEOUT" in caught.value.message
+    assert caught.value.type == "invalid_request_error" and "GATEWAY_BODY_TIMEOUT" in caught.value.message
     assert server.gettimeout() is None
 
 
-def test_the_middleware_wraps_the_input_only_when_gunicorn_names_the_socket(connection):
+def test_only_requests_gunicorn_serves_get_a_deadline(connection):
     _, server = connection
-    seen = []
-    app = BodyDeadline(lambda environ, start_response: seen.append(environ["wsgi.input"]) or [], seconds=3)
-    app({"wsgi.input": "plain"}, None)
-    app({"wsgi.input": "plain", "gunicorn.socket": server}, None)
-    assert seen[0] == "plain" and isinstance(seen[1], DeadlineInput)
+    assert BodyDeadline.for_request({}, 3) is None
+    assert isinstance(BodyDeadline.for_request({"gunicorn.socket": server}, 3), BodyDeadline)
