@@ -2,15 +2,20 @@
 
 gunicorn reads a body only as the app asks for it, with no time limit: a client trickling a body
 a byte at a time would hold its connection (and, under gthread, a thread) for as long as it likes.
-This bounds the whole body read, not each read: before every read of the request's input stream
-(app/request_body.py reads through `bounded`), the socket's timeout is set to the time left. The
+Every read of the request's input stream goes through `bounded` (app/request_body.py): under gevent
+the whole read is cut when the body's time is up, however steadily bytes trickle in; under gthread
+no single wait for bytes may outlast it (a blocked thread cannot be interrupted, so a client that
+keeps trickling is not cut there: keep a buffering proxy in front, README "Slow clients"). The
 connection is closed after the 408 (gunicorn does not reuse a connection whose body read failed).
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import Callable
+
+from gevent import Timeout, monkey
 
 from app.core.errors import InvalidRequest
 
@@ -42,7 +47,8 @@ class BodyDeadline:
         previous = self._sock.gettimeout()
         try:
             self._sock.settimeout(left if previous is None else min(previous, left))
-            return read(*args)
+            with _whole_read_limit(left):
+                return read(*args)
         except (socket.timeout, TimeoutError):
             raise self._too_slow() from None
         finally:
@@ -53,3 +59,10 @@ class BodyDeadline:
 
     def _too_slow(self) -> BodyTooSlow:
         return BodyTooSlow(f"The request body did not arrive within {self._seconds:g} s (GATEWAY_BODY_TIMEOUT)")
+
+
+def _whole_read_limit(seconds: float):
+    """Under gevent, a timer that interrupts the read itself (it raises socket.timeout in the reading greenlet)."""
+    if monkey.is_module_patched("socket"):
+        return Timeout(seconds, socket.timeout)
+    return contextlib.nullcontext()

@@ -41,7 +41,7 @@ def test_a_trickled_body_is_cut_at_the_deadline_although_every_read_gets_data(co
     started = time.monotonic()
     try:
         with server.makefile("rb", buffering=0) as stream, pytest.raises(BodyTooSlow) as caught:
-            while True:
+            while True:  # short reads: each returns within the deadline, the deadline still ends them
                 deadline.bounded(stream.read, 1)
     finally:
         stop.set()
