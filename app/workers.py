@@ -85,6 +85,8 @@ class GeventWorker(JsonErrorPages, _GeventWorker):
     def timeout_ctx(self):
         """Wraps each wait for a connection's next request (gunicorn's keep-alive timeout)."""
         connection = self._connections.get(gevent.getcurrent())
+        if connection is not None and connection.served and not self.alive:
+            raise NoMoreData()  # stopping already: no further request on this connection
         with super().timeout_ctx():
             if connection is not None:
                 connection.waiting = True
