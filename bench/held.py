@@ -10,7 +10,7 @@ rate is N / delay answers per second. Systems, one after the other on the same f
 as the Procfile starts it (2 workers, default settings) with each worker class, and LiteLLM proxy
 when bench/install_litellm.sh installed it.
 
-Per system and N: answers/s over a steady window (--window s after --warmup s, counted by the fake:
+Per system and N: answers/s (clients ÷ mean latency: a closed loop), answers counted by the fake over a window (--window s after --warmup s,
 what it answered, whatever the client), the share of the ideal rate, wrk's p50/p99 latency over the
 whole run, errors (non-2xx, socket errors, timeouts), the most generations seen waiting at the
 fake at once, and the peak of the summed RSS of every process of the system (master and workers).
@@ -107,25 +107,31 @@ def measure(args, system: str, url: str, route: str, body_file: Path, headers, c
                    if line.startswith("BENCH_RESULT ")), None)
     if result is None:
         raise RuntimeError(f"wrk printed no result:\n{out[-2000:]}")
-    rate = (last - first) / args.window
+    window_rate = (last - first) / args.window
+    # every client is always waiting for its next answer (a closed loop): answers/s = clients / mean latency
+    # (Little's law), which synchronised waves of answers cannot bias as a short count window can
+    rate = clients / (result["mean_us"] / 1e6) if result["mean_us"] else 0.0
     errors = sum(result[k] for k in ("non2xx", "connect_errors", "read_errors", "write_errors", "timeouts"))
-    row = {"system": system, "clients": clients, "rate": rate, "ideal": clients / args.delay,
+    row = {"system": system, "clients": clients, "rate": rate, "window_rate": window_rate, "ideal": clients / args.delay,
            "p50_s": result["p50_us"] / 1e6, "p99_s": result["p99_us"] / 1e6, "errors": errors,
            "answers": result["requests"], "waiting": sampler.peak_waiting, "rss_mb": sampler.peak_rss_kb / 1024,
            "cpu_ms": (cpu_last - cpu_first) * 1000 / max(1, last - first)}
-    print(f"  {system:18} c={clients:<5} {rate:7.1f}/s ({rate / row['ideal'] * 100:3.0f}% of ideal)  "
+    print(f"  {system:18} c={clients:<5} {rate:7.1f}/s ({rate / row['ideal'] * 100:3.0f}% of ideal; "
+          f"window {window_rate:.1f}/s)  "
           f"p50 {row['p50_s']:.2f} s  p99 {row['p99_s']:.2f} s  errors {errors}  waiting max {row['waiting']}  "
           f"RSS {row['rss_mb']:.0f} MB  CPU {row['cpu_ms']:.1f} ms/answer", flush=True)
     return row
 
 
 def table(rows: list[dict]) -> list[str]:
-    head = ["system", "clients", "answers/s", "% of ideal", "p50 s", "p99 s", "errors", "held at upstream (max)",
+    head = ["system", "clients", "answers/s", "% of ideal", "answered in window /s", "p50 s", "p99 s", "errors",
+            "held at upstream (max)",
             "RSS total MB (peak)", "CPU ms/answer"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
             r["system"], str(r["clients"]), f"{r['rate']:.1f}", f"{r['rate'] / r['ideal'] * 100:.0f}%",
+            f"{r['window_rate']:.1f}",
             f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["errors"]), str(r["waiting"]), f"{r['rss_mb']:.0f}",
             f"{r['cpu_ms']:.1f}"]) + " |")
     return lines
@@ -214,7 +220,9 @@ def main() -> int:
               f"Upstream: bench/slow_upstream.py, {args.delay:g} s wait, a {picture.width}×{picture.height} noise PNG "
               f"({len(picture.png) / common.MB:.2f} MiB, {len(picture.b64) / common.MB:.2f} MiB of base64) in OpenAI's "
               f"Images shape. Clients: wrk -t2 in a closed loop on {path} (LiteLLM: /v1/images/generations). "
-              f"answers/s = answers the fake sent during a {args.window:g} s window after {args.warmup:g} s; "
+              "answers/s = clients ÷ wrk's mean latency (every client always waits for its next answer); "
+              f"answered in window = answers the fake sent during {args.window:g} s after {args.warmup:g} s (a check: "
+              "clients that started together answer in waves, so a short window over- or under-counts); "
               f"ideal = clients / {args.delay:g} s; p50/p99 = wrk over the whole run; RSS = peak of the summed RSS "
               "of every process of the system; CPU = user+system time of those processes in the window ÷ its "
               "answers.", "",
