@@ -15,12 +15,12 @@ from app.usage import meter as metering
 
 GENERATION_ENDPOINTS = ("/chat/completions", "/images/generations", "/images/edits")
 REPLAYED_HEADER = "Idempotent-Replayed"
-UNLISTED_MODEL = "other"  # the cost metric's label for a model the deployment does not list (bounded labels)
+OTHER_MODEL = "other"     # the cost metric's model label past MAX_COST_LABELS distinct models (bounded labels)
+MAX_COST_LABELS = 100
+_labelled: set[tuple[str, str]] = set()
 
 
 def init_app(app: Flask) -> None:
-    listed = frozenset(name for name, _ in app.extensions["gateway"].router.models())
-
     @app.before_request
     def forget_previous_meter() -> None:
         metering.clear()  # a worker thread serves many requests in turn
@@ -42,15 +42,15 @@ def init_app(app: Flask) -> None:
         stats = observability.current()
         started = utcnow()
         g.setdefault("request_end", []).append(
-            lambda status, seconds: ledger.add(_row(meter, stats, status, seconds, replayed, started, listed)))
+            lambda status, seconds: ledger.add(_row(meter, stats, status, seconds, replayed, started)))
         return response
 
 
-def _row(meter: metering.Meter, stats, status: int, seconds: float, replayed: bool, when, listed) -> dict:
+def _row(meter: metering.Meter, stats, status: int, seconds: float, replayed: bool, when) -> dict:
     usage = meter.usage()
     cost = Decimal(0) if replayed else meter.cost()
     if not replayed:
-        _count_cost(meter, listed)
+        _count_cost(meter)
     return {
         "id": "use_" + secrets.token_hex(12), "request_id": stats.request_id if stats else "-",
         "created_at": when, "key_id": meter.key.id, "entry_point": meter.entry_point,
@@ -64,8 +64,13 @@ def _row(meter: metering.Meter, stats, status: int, seconds: float, replayed: bo
     }
 
 
-def _count_cost(meter: metering.Meter, listed: frozenset) -> None:
+def _count_cost(meter: metering.Meter) -> None:
+    """Only priced calls count, so a label is a model that routed and has a price; past MAX_COST_LABELS
+    distinct ones (OpenRouter names come from clients) further models count as `other`."""
     for call in list(meter.calls):
         if call.cost:
-            model = call.model if call.model in listed else UNLISTED_MODEL
+            pair = (call.provider, call.model)
+            if pair not in _labelled and len(_labelled) < MAX_COST_LABELS:
+                _labelled.add(pair)
+            model = call.model if pair in _labelled else OTHER_MODEL
             metrics.COST_USD.labels(call.provider, model).inc(float(call.cost))

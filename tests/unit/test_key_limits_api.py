@@ -103,6 +103,8 @@ def openai_answers(mocked):
                                               "total_tokens": 12 + 272 * n,
                                               "input_tokens_details": {"text_tokens": 12, "image_tokens": 0}}})
     mocked.add_callback(responses.POST, f"{OPENAI_BASE}/images/generations", callback=answer)
+    mocked.add_callback(responses.POST, f"{OPENAI_BASE}/images/edits",
+                        callback=lambda request: answer(type("Edit", (), {"body": b'{"n": 1}'})()))
     mocked.assert_all_requests_are_fired = False
     return mocked
 
@@ -208,3 +210,19 @@ def test_a_failed_fan_out_still_records_the_calls_that_completed(make_app, mocke
     row, = ledger_rows(gateway)
     assert (row["images"], row["status"], Decimal(str(row["cost_usd"]))) == (1, 400, DALL_E_3_STANDARD)
     assert gateway.key_store.get(key.id).spent_usd == DALL_E_3_STANDARD
+
+
+def test_an_edit_costs_the_same_way_and_the_cost_metric_counts_it(client, auth, openai_answers):
+    import io
+
+    from prometheus_client import REGISTRY
+    from tests.support.images import PNG_BYTES
+    labels = {"provider": "openai", "model": "gpt-image-1"}
+    before = REGISTRY.get_sample_value("gateway_cost_usd_total", labels) or 0
+    answer = client.post("/v1/images/edits", headers=auth, content_type="multipart/form-data", data={
+        "model": "gpt-image-1", "prompt": "make it blue", "size": "1024x1024", "quality": "low",
+        "image": (io.BytesIO(PNG_BYTES), "a.png", "image/png")})
+    assert answer.status_code == 200
+    assert Decimal(str(answer.json["usage"]["cost"])) == ONE_PICTURE == Decimal(answer.headers["x-gateway-cost-usd"])
+    after = REGISTRY.get_sample_value("gateway_cost_usd_total", labels)
+    assert after - before == pytest.approx(float(ONE_PICTURE))  # a Prometheus counter adds floats
