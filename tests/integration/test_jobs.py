@@ -44,11 +44,11 @@ class WorkerProcess:
         self.env, self.log_path, self.proc = env, log_path, None
 
     def start(self, timeout: float = 30) -> "WorkerProcess":
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(["/bin/sh", "-c", "exec " + procfile_worker()], cwd=ROOT, env=self.env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while b"worker ready" not in self.log_path.read_bytes().split(b"worker stopping")[-1]:
+        while b"worker ready" not in self.log_path.read_bytes():
             assert self.proc.poll() is None, self.log_path.read_text()
             assert time.monotonic() < deadline, self.log_path.read_text()
             time.sleep(0.05)
@@ -120,7 +120,8 @@ def gateway(env: dict, tmp_path: Path, name: str, **overrides) -> GatewayProcess
 
 
 def worker(web: GatewayProcess, tmp_path: Path) -> WorkerProcess:
-    return WorkerProcess(dict(web.env), tmp_path / "worker.log").start()
+    """A new worker with a log of its own (so waiting for its "worker ready" line waits for it)."""
+    return WorkerProcess(dict(web.env), tmp_path / f"worker-{time.monotonic_ns()}.log").start()
 
 
 def submit(web: GatewayProcess, headers: dict | None = None, key: str = CLIENT_KEY) -> requests.Response:
