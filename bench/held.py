@@ -91,7 +91,11 @@ def measure(args, system: str, url: str, route: str, body_file: Path, headers, c
     seconds = args.warmup + args.window + 2
     argv = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", f"--timeout={args.delay * 6:g}s", "-s", str(common.LUA),
             url + route, "--", str(body_file), *headers]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = dict(os.environ)
+    if args.start == "staggered":  # each client's first request at a random moment of the first wait
+        env.update(BENCH_RAMP_MS=str(int(args.delay * 1000)), BENCH_RAMP_FIRST=str(-(-clients // 2)))
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=env)
     try:
         with Sampler(pids, fake_url) as sampler:
             time.sleep(args.warmup)
@@ -112,11 +116,11 @@ def measure(args, system: str, url: str, route: str, body_file: Path, headers, c
     # (Little's law), which synchronised waves of answers cannot bias as a short count window can
     rate = clients / (result["mean_us"] / 1e6) if result["mean_us"] else 0.0
     errors = sum(result[k] for k in ("non2xx", "connect_errors", "read_errors", "write_errors", "timeouts"))
-    row = {"system": system, "clients": clients, "rate": rate, "window_rate": window_rate, "ideal": clients / args.delay,
+    row = {"system": system, "start": args.start, "clients": clients, "rate": rate, "window_rate": window_rate, "ideal": clients / args.delay,
            "p50_s": result["p50_us"] / 1e6, "p99_s": result["p99_us"] / 1e6, "errors": errors,
            "answers": result["requests"], "waiting": sampler.peak_waiting, "rss_mb": sampler.peak_rss_kb / 1024,
            "cpu_ms": (cpu_last - cpu_first) * 1000 / max(1, last - first)}
-    print(f"  {system:18} c={clients:<5} {rate:7.1f}/s ({rate / row['ideal'] * 100:3.0f}% of ideal; "
+    print(f"  {system:18} {args.start:9} c={clients:<5} {rate:7.1f}/s ({rate / row['ideal'] * 100:3.0f}% of ideal; "
           f"window {window_rate:.1f}/s)  "
           f"p50 {row['p50_s']:.2f} s  p99 {row['p99_s']:.2f} s  errors {errors}  waiting max {row['waiting']}  "
           f"RSS {row['rss_mb']:.0f} MB  CPU {row['cpu_ms']:.1f} ms/answer", flush=True)
@@ -124,13 +128,13 @@ def measure(args, system: str, url: str, route: str, body_file: Path, headers, c
 
 
 def table(rows: list[dict]) -> list[str]:
-    head = ["system", "clients", "answers/s", "% of ideal", "answered in window /s", "p50 s", "p99 s", "errors",
+    head = ["system", "start", "clients", "answers/s", "% of ideal", "answered in window /s", "p50 s", "p99 s", "errors",
             "held at upstream (max)",
             "RSS total MB (peak)", "CPU ms/answer"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
-            r["system"], str(r["clients"]), f"{r['rate']:.1f}", f"{r['rate'] / r['ideal'] * 100:.0f}%",
+            r["system"], r["start"], str(r["clients"]), f"{r['rate']:.1f}", f"{r['rate'] / r['ideal'] * 100:.0f}%",
             f"{r['window_rate']:.1f}",
             f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["errors"]), str(r["waiting"]), f"{r['rss_mb']:.0f}",
             f"{r['cpu_ms']:.1f}"]) + " |")
@@ -148,6 +152,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--systems", default="gevent,gthread,litellm",
                    help="gateway worker classes and/or litellm, comma-separated (default all three)")
     p.add_argument("--route", choices=sorted(ROUTES), default="images", help="gateway route (default images)")
+    p.add_argument("--start", choices=("staggered", "together"), default="staggered",
+                   help="staggered (default): each client's first request at a random moment of the first wait, "
+                        "as independent clients arrive; together: all clients at the same instant, which makes "
+                        "every answer of a wave arrive at once, forever (a closed loop keeps the waves)")
     p.add_argument("--gateway-env", action="append", default=[], type=common.env_pair, metavar="NAME=VALUE",
                    help="extra environment for the gateway, repeatable")
     p.add_argument("--litellm-workers", type=int, default=1, help="LiteLLM --num_workers (default 1)")
@@ -219,7 +227,9 @@ def main() -> int:
               f"{common.fmt_load(os.getloadavg())}.", "",
               f"Upstream: bench/slow_upstream.py, {args.delay:g} s wait, a {picture.width}×{picture.height} noise PNG "
               f"({len(picture.png) / common.MB:.2f} MiB, {len(picture.b64) / common.MB:.2f} MiB of base64) in OpenAI's "
-              f"Images shape. Clients: wrk -t2 in a closed loop on {path} (LiteLLM: /v1/images/generations). "
+              f"Images shape. Clients: wrk -t2 in a closed loop on {path} (LiteLLM: /v1/images/generations); "
+              "start: staggered = each client's first request at a random moment of the first wait (not counted in "
+              "any latency), together = every client at once. "
               "answers/s = clients ÷ wrk's mean latency (every client always waits for its next answer); "
               f"answered in window = answers the fake sent during {args.window:g} s after {args.warmup:g} s (a check: "
               "clients that started together answer in waves, so a short window over- or under-counts); "

@@ -7,7 +7,29 @@
 -- response() callback would do the same, but it makes wrk copy every multi-megabyte body into Lua,
 -- which would turn the load generator into the bottleneck on image-sized answers.
 
+-- Optional staggered start (bench/held.py --start staggered): with BENCH_RAMP_MS and
+-- BENCH_RAMP_FIRST (connections per wrk thread) set, each connection's first request waits a
+-- random 0..BENCH_RAMP_MS ms, as independent clients do not all start in the same instant. The
+-- wait is before sending, so it is not counted in any latency.
+local ramp_ms = tonumber(os.getenv("BENCH_RAMP_MS") or "0") or 0
+local ramp_left = tonumber(os.getenv("BENCH_RAMP_FIRST") or "0") or 0
+local threads = 0
+
+function setup(thread)
+   threads = threads + 1
+   thread:set("seed", threads)
+end
+
+function delay()
+   if ramp_left > 0 then
+      ramp_left = ramp_left - 1
+      return math.random(0, ramp_ms)
+   end
+   return 0
+end
+
 function init(args)
+   math.randomseed(os.time() * 100 + (seed or 0))
    local path = args[1]
    if not path then
       error("post.lua: the first script argument must be the body file")
