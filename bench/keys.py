@@ -112,6 +112,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="timed requests per key and concurrency")
     parser.add_argument("--database-url", help="PostgreSQL instead of SQLite (migrated with image-gateway db upgrade)")
     parser.add_argument("--redis-url", help="limits in Redis (GATEWAY_REDIS_URL)")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the gateway, repeatable (GATEWAY_WORKER_CLASS=gthread, ...)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gateway-keys-bench-"))
@@ -121,6 +123,9 @@ def main() -> None:
         env["DATABASE_URL"] = args.database_url
     if args.redis_url:
         env["GATEWAY_REDIS_URL"] = args.redis_url
+    for setting in args.gateway_env:
+        name, _, value = setting.partition("=")
+        env[name] = value
     subprocess.run([CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
     created = subprocess.run([CLI, "keys", "create", "--name", "bench-limited", "--rpm", "1000000", "--concurrency",
                               "1000", "--images-per-day", "1000000000", "--budget-usd", "1000000",
