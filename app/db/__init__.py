@@ -7,6 +7,7 @@ SELECT ... FOR UPDATE for the same effect. Importing this module opens nothing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from contextlib import contextmanager
@@ -73,14 +74,32 @@ class Database:
             yield connection
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator["Connection"]:
+    def single_statement(self) -> Iterator["Connection"]:
+        """PostgreSQL: a connection in autocommit, for one statement that commits as it ends, so the row
+        locks it takes are never held while this process waits for its next turn to run (the GIL, a
+        greenlet) and sends COMMIT. SQLite: a write transaction, as `write()`."""
+        if self._write_lock is not None:
+            with self.write() as connection:
+                yield connection
+            return
+        with self._connection(write=True, autocommit=True) as connection:
+            yield connection
+
+    @contextmanager
+    def _connection(self, write: bool, autocommit: bool = False) -> Iterator["Connection"]:
         from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 
-        # SQLite takes one writer at a time: this worker's threads queue on a lock rather than in
-        # SQLite's busy handler, which sleeps in steps of milliseconds
-        serialised = self._write_lock if write and self._write_lock is not None else contextlib.nullcontext()
+        # SQLite takes one writer at a time: this worker's threads queue on a lock, and the workers on a
+        # file lock, rather than in SQLite's busy handler, which sleeps in steps of milliseconds (and,
+        # being C, blocks a gevent worker's every greenlet while it does)
+        serialised = (_SqliteWriter(self._write_lock, self.url) if write and self._write_lock is not None
+                      else contextlib.nullcontext())
         try:
             with serialised, self.engine.connect() as connection:
+                if autocommit:
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                    yield connection
+                    return
                 connection.execution_options(gateway_write=write)
                 with connection.begin():
                     yield connection
@@ -99,6 +118,37 @@ class Database:
         """Close pooled connections (before a fork, and at exit)."""
         if self._engine is not None:
             self._engine.dispose()
+
+
+class _SqliteWriter:
+    """This worker's write lock, then an exclusive flock on `<database>.writer` shared by every process
+    on the file: the kernel wakes the next writer the moment the lock is free, and frees it if the
+    holder dies. A file that cannot be locked (a read-only directory) leaves SQLite's own locking."""
+
+    def __init__(self, thread_lock: threading.Lock, url: str):
+        self.thread_lock = thread_lock
+        self.path = sqlite_path(url) + ".writer" if sqlite_path(url) not in ("", ":memory:") else None
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        self.thread_lock.acquire()
+        if self.path is None:
+            return
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError:
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = None
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self.fd is not None:
+                os.close(self.fd)  # closing the descriptor releases its flock
+                self.fd = None
+        finally:
+            self.thread_lock.release()
 
 
 def _create_engine(url: str, pool_size: int, max_overflow: int) -> "Engine":

@@ -153,7 +153,7 @@ class Quotas:
                                                          within=transaction)
         if limits.images_per_day is not None:
             state = self.windows.hit(key.id, "images", limits.images_per_day, DAY, cost=images,
-                                     within=transaction)
+                                     within=transaction, remaining_wanted=False)  # no header shows it
             if not state.allowed:
                 raise RateLimited(f"This key may make {limits.images_per_day} images per day; "
                                   f"{state.remaining} are left now", retry_after=max(1.0, state.reset_seconds))
@@ -201,11 +201,13 @@ class Admission:
         if not (settle or lease_in_database):
             return
         try:
-            with quotas.budgets.db.write() as within:
-                if lease_in_database:
+            if lease_in_database:
+                with quotas.budgets.db.write() as within:
                     self._release_lease(within)
-                if settle:
-                    quotas.budgets.settle(self.key.id, self.reservation, charge, within=within)
+                    if settle:
+                        quotas.budgets.settle(self.key.id, self.reservation, charge, within=within)
+            else:  # the settle alone: one statement on PostgreSQL, holding the key's row only while it runs
+                quotas.budgets.settle(self.key.id, self.reservation, charge)
         except DatabaseUnavailable as exc:
             if settle:
                 log.warning("settling a budget failed (%s); retrying in the background, the reservation is held",

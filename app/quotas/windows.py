@@ -67,8 +67,9 @@ class DatabaseWindows:
         self._sql = _statements()
 
     def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1,
-            within=None) -> WindowState:
-        """`within`: the caller's transaction, which already holds the key's lock."""
+            within=None, remaining_wanted: bool = True) -> WindowState:
+        """`within`: the caller's transaction, which already holds the key's lock. What is left costs
+        nothing more here, so `remaining_wanted` is ignored."""
         now = self._clock()
         window = int(now // period) * period
         params = {"kid": key_id, "wname": name, "previous": window - period, "window": window, "cost": cost}
@@ -140,10 +141,14 @@ class RedisWindows:
         return RateLimitItemPerSecond(limit, period)
 
     def hit(self, key_id: str, name: str, limit: int, period: int, cost: int = 1,
-            within=None) -> WindowState:
+            within=None, remaining_wanted: bool = True) -> WindowState:
+        """`remaining_wanted=False`: an allowed hit skips the second round trip that reads what is left
+        (its state then says `remaining=-1`); a refused one always reads it, for its Retry-After."""
         item = self._item(limit, period)
         try:
             allowed = self.limiter.hit(item, key_id, name, cost=cost)
+            if allowed and not remaining_wanted:
+                return WindowState(True, limit, -1, 0.0)
             stats = self.limiter.get_window_stats(item, key_id, name)
         except Exception as exc:  # redis-py's errors: the store is down
             raise LimitsUnavailable(f"The key's limits cannot be checked (Redis: {type(exc).__name__}); "
