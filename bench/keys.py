@@ -31,6 +31,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "image-gateway")
+ALL_LIMITS = "--rpm 1000000 --concurrency 1000 --images-per-day 1000000000 --budget-usd 1000000 --models local-*"
 BODY = {"model": "local-image", "prompt": "a lighthouse", "size": "64x64"}
 
 
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="timed requests per key and concurrency")
     parser.add_argument("--database-url", help="PostgreSQL instead of SQLite (migrated with image-gateway db upgrade)")
     parser.add_argument("--redis-url", help="limits in Redis (GATEWAY_REDIS_URL)")
+    parser.add_argument("--limits", default=ALL_LIMITS,
+                        help=f"the limited key's `keys create` options, one string (default: every limit, {ALL_LIMITS!r})")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the gateway, repeatable (GATEWAY_WORKER_CLASS=gthread, ...)")
     args = parser.parse_args()
@@ -127,9 +130,8 @@ def main() -> None:
         name, _, value = setting.partition("=")
         env[name] = value
     subprocess.run([CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
-    created = subprocess.run([CLI, "keys", "create", "--name", "bench-limited", "--rpm", "1000000", "--concurrency",
-                              "1000", "--images-per-day", "1000000000", "--budget-usd", "1000000",
-                              "--models", "local-*", "--json"], env=env, check=True, capture_output=True, text=True)
+    created = subprocess.run([CLI, "keys", "create", "--name", "bench-limited", *args.limits.split(), "--json"],
+                             env=env, check=True, capture_output=True, text=True)
     keys = {"static": "static-bench-key", "limited": json.loads(created.stdout)["key"]}
     proc, url = start_gateway(env, work / "gunicorn.log")
     try:
