@@ -10,8 +10,7 @@ from app.core.request import TIERS, ImageRef, ImageRequest, Size
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.core.settings import ProviderSettings, parse_flag
 from app.downloads import Downloader
-from app.jsonio import is_text
-from app.media import sniff_mime_b64, strip_data_url, to_data_url
+from app.media import to_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.providers.capabilities import DROP, QUALITY_TIER, Bounds, Family, Sizes, nearest_aspect_ratio, params
 
@@ -192,18 +191,8 @@ class ArkClient(ProviderClient):
                            finish_reason="content_filter" if blocked else "stop", usage=usage(answer.get("usage")))
 
     def image_of(self, item: dict) -> GeneratedImage | None:
-        b64 = item.get("b64_json")
-        if is_text(b64) and b64:
-            b64 = strip_data_url(b64)
-            mime = sniff_mime_b64(b64)
-        elif isinstance(item.get("url"), str) and item["url"]:
-            data, mime = self.download_result(item["url"])
-            b64 = b64encode(data)
-        else:
-            return None
-        if mime is None:
-            raise UpstreamError("ark answered with data that is not an image", provider=self.name)
-        return GeneratedImage(b64=b64, mime=mime)
+        picture = self.images_api_picture(item)
+        return GeneratedImage(b64=picture[0], mime=picture[1]) if picture else None
 
     def blocked_reason(self, error: dict) -> str:
         """Explanation for an image Ark withheld for safety; any other per-image failure is a 502."""

@@ -13,7 +13,7 @@ from app.core.request import ImageRef, ImageRequest
 from app.core.result import GeneratedImage, ImageResult
 from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
-from app.media import decode_data_url
+from app.media import decode_data_url, sniff_mime_b64, strip_data_url
 from app.providers import retired
 from app.providers.capabilities import Family, family_of, matches
 from app.providers.transport import JSON_ANSWER, Transport  # noqa: F401  (JSON_ANSWER: for provider modules)
@@ -269,6 +269,25 @@ class ProviderClient:
         if url.startswith("data:"):
             return decode_data_url(url, param=param)
         return self.fetch_image(ImageRef(url=url, param=param))
+
+    def images_api_picture(self, item: Any) -> tuple[Any, str] | None:
+        """The picture of one `data[]` item of an answer in the Images API's shape (OpenAI, Ark, xAI), as
+        base64 and MIME type: its `b64_json`, or its `url` downloaded at once. None when it carries
+        neither; the provider's 502 when what it carries is not an image."""
+        if not isinstance(item, dict):
+            return None
+        b64 = item.get("b64_json")
+        if jsonio.is_text(b64) and b64:
+            b64 = strip_data_url(b64)
+            mime = sniff_mime_b64(b64)
+        elif isinstance(item.get("url"), str) and item["url"]:
+            data, mime = self.download_result(item["url"])
+            b64 = b64encode(data)
+        else:
+            return None
+        if mime is None:
+            raise UpstreamError(f"{self.name} answered with data that is not an image", provider=self.name)
+        return b64, mime
 
     def download_result(self, url: str) -> tuple[bytes, str]:
         """Bytes of an image the provider answered with as a URL; a failure is the provider's 502."""

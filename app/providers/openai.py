@@ -7,7 +7,7 @@ from app.core.errors import GatewayError, InvalidRequest, UpstreamError
 from app.core.request import TIERS, ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.media import EXTENSION_OF_MIME, PNG, sniff_mime_b64
-from app.providers.base import JSON_ANSWER, ProviderClient, b64encode
+from app.providers.base import JSON_ANSWER, ProviderClient
 from app.providers.capabilities import Bounds, Family, Sizes, params
 
 GPT_SIZES = ("1024x1024", "1536x1024", "1024x1536")
@@ -175,19 +175,10 @@ class OpenAIClient(ProviderClient):
             raise UpstreamError("openai answered without a data list", provider=self.name)
         images = []
         for item in answer["data"]:
-            if not isinstance(item, dict):
-                continue
-            b64 = item.get("b64_json")
-            if b64:
-                mime = sniff_mime_b64(b64)
-            elif item.get("url"):
-                data, mime = self.download_result(item["url"])
-                b64 = b64encode(data)
-            else:
-                continue
-            if mime is None:
-                raise UpstreamError("openai answered with data that is not an image", provider=self.name)
-            images.append(GeneratedImage(b64=b64, mime=mime, revised_prompt=item.get("revised_prompt")))
+            picture = self.images_api_picture(item)
+            if picture is not None:
+                images.append(GeneratedImage(b64=picture[0], mime=picture[1],
+                                             revised_prompt=item.get("revised_prompt")))
         if not images:
             raise UpstreamError("openai answered without an image", provider=self.name)
         return ImageResult(images=images, usage=usage(answer.get("usage")),

@@ -11,8 +11,7 @@ from typing import Any
 from app.core.errors import UpstreamError
 from app.core.request import ImageRef, ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
-from app.jsonio import is_text
-from app.media import sniff_mime_b64, strip_data_url, to_data_url
+from app.media import to_data_url
 from app.providers.base import ProviderClient, b64encode
 from app.providers.capabilities import DROP, Family, Sizes, nearest_aspect_ratio, params
 
@@ -78,19 +77,10 @@ class XaiClient(ProviderClient):
         raise UpstreamError("xai answered without an image", provider=self.name, code="no_image_generated")
 
     def image_of(self, item: Any) -> GeneratedImage | None:
-        if not isinstance(item, dict):
+        picture = self.images_api_picture(item)
+        if picture is None:
             return None
-        b64 = item.get("b64_json")
-        if is_text(b64) and b64:
-            b64 = strip_data_url(b64)
-            mime = sniff_mime_b64(b64)
-        elif isinstance(item.get("url"), str) and item["url"]:
-            data, mime = self.download_result(item["url"])
-            b64 = b64encode(data)
-        else:
-            return None
-        if mime is None:
-            raise UpstreamError("xai answered with data that is not an image", provider=self.name)
+        b64, mime = picture
         revised = item.get("revised_prompt")
         return GeneratedImage(b64=b64, mime=mime, revised_prompt=revised if isinstance(revised, str) and revised else None)
 
