@@ -41,6 +41,7 @@ class Database:
         self._engine: "Engine | None" = None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock() if is_sqlite(url) else None
+        self._writer_file = _writer_file(url)
 
     def __repr__(self) -> str:
         return f"Database({describe(self.url)!r})"
@@ -77,11 +78,7 @@ class Database:
     def single_statement(self) -> Iterator["Connection"]:
         """PostgreSQL: a connection in autocommit, for one statement that commits as it ends, so the row
         locks it takes are never held while this process waits for its next turn to run (the GIL, a
-        greenlet) and sends COMMIT. SQLite: a write transaction, as `write()`."""
-        if self._write_lock is not None:
-            with self.write() as connection:
-                yield connection
-            return
+        greenlet) and sends COMMIT."""
         with self._connection(write=True, autocommit=True) as connection:
             yield connection
 
@@ -92,7 +89,7 @@ class Database:
         # SQLite takes one writer at a time: this worker's threads queue on a lock, and the workers on a
         # file lock, rather than in SQLite's busy handler, which sleeps in steps of milliseconds (and,
         # being C, blocks a gevent worker's every greenlet while it does)
-        serialised = (_SqliteWriter(self._write_lock, self.url) if write and self._write_lock is not None
+        serialised = (_SqliteWriter(self._write_lock, self._writer_file) if write and self._write_lock is not None
                       else contextlib.nullcontext())
         try:
             with serialised, self.engine.connect() as connection:
@@ -125,9 +122,9 @@ class _SqliteWriter:
     on the file: the kernel wakes the next writer the moment the lock is free, and frees it if the
     holder dies. A file that cannot be locked (a read-only directory) leaves SQLite's own locking."""
 
-    def __init__(self, thread_lock: threading.Lock, url: str):
+    def __init__(self, thread_lock: threading.Lock, path: str | None):
         self.thread_lock = thread_lock
-        self.path = sqlite_path(url) + ".writer" if sqlite_path(url) not in ("", ":memory:") else None
+        self.path = path
         self.fd: int | None = None
 
     def __enter__(self) -> None:
@@ -149,6 +146,13 @@ class _SqliteWriter:
                 self.fd = None
         finally:
             self.thread_lock.release()
+
+
+def _writer_file(url: str) -> str | None:
+    """The lock file SQLite writers take turns on (None: PostgreSQL, or a database in memory)."""
+    if not is_sqlite(url) or sqlite_path(url) in ("", ":memory:"):
+        return None
+    return sqlite_path(url) + ".writer"
 
 
 def _create_engine(url: str, pool_size: int, max_overflow: int) -> "Engine":
