@@ -84,8 +84,7 @@ class Budgets:
             with self.db.write(within) as connection:
                 key = connection.execute(self._sql["key"], params).one_or_none()
                 held = connection.execute(self._sql["held"], params).scalar_one()
-                if key is None or (key.budget_usd is not None
-                                   and Decimal(key.spent_usd) + Decimal(held) + amount > Decimal(key.budget_usd)):
+                if key is None or not _fits(key.budget_usd, key.spent_usd, held, amount):
                     _refuse(key and key.budget_usd, key and key.spent_usd, held, amount)
                 connection.execute(self._sql["reserve"], params)
         except DatabaseUnavailable as exc:
@@ -119,6 +118,16 @@ class Budgets:
             with self.db.write() as connection:
                 connection.execute(self._sql["renew"], {"reservations": reservations,
                                                         "expires": self._clock() + timedelta(seconds=lifetime)})
+
+
+def _fits(budget, spent, held, amount: Decimal) -> bool:
+    """True when this reservation may be made: no budget, or one not yet spent (a spent budget refuses
+    even a free request) with room for `amount` beside what requests in flight hold. The function of
+    migration 0003 applies the same rule on PostgreSQL."""
+    if budget is None:
+        return True
+    budget, spent = Decimal(budget), Decimal(spent)
+    return spent < budget and spent + Decimal(held) + amount <= budget
 
 
 def _refuse(budget, spent, held, amount: Decimal) -> None:

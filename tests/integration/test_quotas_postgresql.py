@@ -14,6 +14,7 @@ from app.quotas.errors import InsufficientQuota
 from tests.unit.test_quotas import (  # noqa: F401
     LEASE_LIFETIME, make_key, test_a_crash_between_reserve_and_settle_frees_the_budget_when_the_reservation_expires,
     test_a_refused_hit_costs_nothing, test_a_settle_after_the_reservation_expired_still_counts_the_spend,
+    test_a_spent_budget_refuses_even_a_free_request_and_a_zero_budget_allows_none,
     test_admission_checks_model_price_and_gives_back_on_refusal, test_budget_reserve_settle_release,
     test_concurrency_slots_are_atomic_and_a_dead_workers_lease_expires,
     test_one_transaction_admits_so_a_refusal_takes_nothing, test_rpm_window_refuses_the_third_request_and_says_when_to_retry,

@@ -101,6 +101,18 @@ def test_budget_reserve_settle_release(db, store):
         budgets.reserve(key.id, Decimal("0.01"), LEASE_LIFETIME)
 
 
+def test_a_spent_budget_refuses_even_a_free_request_and_a_zero_budget_allows_none(db, store):
+    budgets = Budgets(db)
+    key = make_key(store, budget_usd=Decimal("0.50"))
+    assert budgets.reserve(key.id, Decimal(0), LEASE_LIFETIME)  # free, and the budget is not spent yet
+    budgets.settle(key.id, budgets.reserve(key.id, Decimal("0.50"), LEASE_LIFETIME), Decimal("0.50"))
+    with pytest.raises(InsufficientQuota, match=r"\$0.5000 of \$0.5000 used"):
+        budgets.reserve(key.id, Decimal(0), LEASE_LIFETIME)
+    nothing = make_key(store, budget_usd=Decimal(0))
+    with pytest.raises(InsufficientQuota):
+        budgets.reserve(nothing.id, Decimal(0), LEASE_LIFETIME)
+
+
 def test_a_crash_between_reserve_and_settle_frees_the_budget_when_the_reservation_expires(db, store):
     key = make_key(store, budget_usd=Decimal("1.00"))
     now = utcnow()

@@ -35,7 +35,8 @@ BEGIN
     -- a new snapshot for this statement: it sees every reservation committed before the lock was ours
     SELECT coalesce(sum(r.amount_usd), 0) INTO k_held FROM budget_reservations r
         WHERE r.key_id = p_key AND r.expires_at > p_now;
-    IF k_budget IS NOT NULL AND k_spent + k_held + p_amount > k_budget THEN
+    -- a spent budget refuses even a free request (app/quotas/budget.py's _fits is the same rule)
+    IF k_budget IS NOT NULL AND (k_spent >= k_budget OR k_spent + k_held + p_amount > k_budget) THEN
         RETURN QUERY SELECT false, k_budget, k_spent, k_held;
         RETURN;
     END IF;
