@@ -10,13 +10,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.chat_request import check_prompt, image_budget, image_ref
 from app.core.errors import InvalidRequest, PayloadTooLarge
-from app.core.request import ImageRef, ImageRequest
+from app.core.request import IMAGE_PARAMETERS, ImageRef, ImageRequest
 from app.input_fetches import Budget
 from app.media import sniff_mime, to_data_url
 
-# the parameters providers understand, as the Images API spells them
-IMAGE_PARAMS = ("background", "input_fidelity", "moderation", "output_compression", "output_format",
-                "partial_images", "quality", "size", "style", "watermark")
 INT_FIELDS = ("n", "output_compression", "partial_images")
 BOOL_FIELDS = ("stream", "watermark")
 MAX_UPLOADS = 16
@@ -40,7 +37,7 @@ def read_images_request(data: dict, settings, *, images: tuple[ImageRef, ...] = 
     budget = image_budget([(ref.param, _carried(ref)) for ref in images], settings,
                           mask=(mask.param, _carried(mask)) if mask is not None else ("", None))
     stream = bool(data.get("stream"))
-    params = {k: data[k] for k in IMAGE_PARAMS if k in data and data[k] is not None}
+    params = {k: data[k] for k in IMAGE_PARAMETERS if k in data and data[k] is not None}
     if not stream:
         params.pop("partial_images", None)
     content = [{"type": "text", "text": data["prompt"]}]

@@ -9,6 +9,10 @@ from app.core.errors import InvalidRequest
 
 AUTO = "auto"
 TIERS = ("1K", "2K", "4K")
+# every image parameter a client can set, as the Images API spells them (the tool's names are the same);
+# each provider family honours some of them
+IMAGE_PARAMETERS = ("background", "input_fidelity", "moderation", "output_compression", "output_format",
+                    "partial_images", "quality", "size", "style", "watermark")
 TIER_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}  # the square side a tier stands for
 _WXH = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
 

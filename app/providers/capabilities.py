@@ -13,11 +13,8 @@ import fnmatch
 import math
 from dataclasses import dataclass
 
-from app.core.request import ImageRequest, Size
+from app.core.request import IMAGE_PARAMETERS, ImageRequest, Size
 
-# every image parameter a client can set (tool and Images API names); a family honours some of them
-PARAMETERS = ("background", "input_fidelity", "moderation", "output_compression", "output_format",
-              "partial_images", "quality", "size", "style", "watermark")
 # aspect ratios Gemini and OpenRouter accept in image_config / imageConfig (§F.2)
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 # gemini-3.1-flash-image (and its Lite sibling) also make very tall and very wide pictures: 14 ratios in all
@@ -147,7 +144,7 @@ class Family:
     mask: bool = False
 
     def __post_init__(self) -> None:
-        unknown = (self.params | (self.edit_params or frozenset())) - set(PARAMETERS)
+        unknown = (self.params | (self.edit_params or frozenset())) - set(IMAGE_PARAMETERS)
         if unknown:
             raise ValueError(f"family {self.name} declares unknown parameters {sorted(unknown)}")
 

@@ -8,7 +8,8 @@ from app.core.errors import InvalidRequest
 from app.core.request import ImageRef, ImageRequest, Size
 from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadPolicy
-from app.providers.capabilities import PARAMETERS, Bounds, Sizes, matches
+from app.core.request import IMAGE_PARAMETERS
+from app.providers.capabilities import Bounds, Sizes, matches
 from app.providers.registry import PROVIDERS
 from tests.support.images import PNG_BYTES
 
@@ -56,7 +57,7 @@ def test_every_declaration_is_complete(name):
     assert cls.families[-1].patterns == ("*",), "the last family takes every name the provider is routed"
     assert all(cls.serves(model) for model in cls.known_models)
     for family in cls.families:
-        assert family.params <= set(PARAMETERS) and "size" in family.params
+        assert family.params <= set(IMAGE_PARAMETERS) and "size" in family.params
 
 
 def test_model_names_match_one_way_everywhere_case_insensitively():
