@@ -6,12 +6,11 @@ from dataclasses import replace
 from typing import Any
 
 from app.core.errors import UpstreamError
-from app.core.request import TIERS, ImageRef, ImageRequest, Size
+from app.core.request import TIERS, ImageRequest, Size
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.core.settings import ProviderSettings, parse_flag
 from app.downloads import Downloader
-from app.media import to_data_url
-from app.providers.base import ErrorInfo, ProviderClient, b64encode
+from app.providers.base import ErrorInfo, ProviderClient, source_image_url
 from app.providers.capabilities import DROP, QUALITY_TIER, Bounds, Family, Sizes, nearest_aspect_ratio, params
 
 GENERATIONS = "/images/generations"  # Ark has no /images/edits: input images ride in `image`
@@ -115,7 +114,7 @@ class ArkClient(ProviderClient):
         """The upstream body for one image, and the parameters the conversion could not honour."""
         params = request.params
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-        urls = [image_url(ref) for ref in request.images]
+        urls = [source_image_url(ref) for ref in request.images]
         if urls:
             body["image"] = urls[0] if len(urls) == 1 else urls
         size, dropped = self.size_and_quality(request, family)
@@ -243,13 +242,6 @@ def _size_30(width: int, height: int) -> str:
         if max(width, height) > V30_MAX_SIDE:
             raise ValueError((width, height))
     return f"{width}x{height}"
-
-
-def image_url(ref: ImageRef) -> str:
-    """http(s) URLs go as given (Ark fetches them); data URLs are re-labelled with the sniffed type."""
-    if ref.is_remote:
-        return ref.url
-    return to_data_url(b64encode(ref.data), ref.mime.lower())
 
 
 def status_of(error: dict) -> int:

@@ -13,7 +13,7 @@ from app.core.request import ImageRef, ImageRequest
 from app.core.result import GeneratedImage, ImageResult
 from app.core.settings import ProviderSettings
 from app.downloads import Downloader, DownloadRefused
-from app.media import decode_data_url, sniff_mime_b64, strip_data_url
+from app.media import decode_data_url, sniff_mime_b64, strip_data_url, to_data_url
 from app.providers import retired
 from app.providers.capabilities import Family, family_of, matches
 from app.providers.transport import JSON_ANSWER, Transport  # noqa: F401  (JSON_ANSWER: for provider modules)
@@ -300,6 +300,12 @@ class ProviderClient:
 
 def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def source_image_url(ref: ImageRef) -> str:
+    """An input image for a provider that takes URLs and fetches http(s) ones itself (Ark, xAI): those go
+    as given, decoded images as data URLs labelled with their sniffed type."""
+    return ref.url if ref.is_remote else to_data_url(b64encode(ref.data), ref.mime.lower())
 
 
 def _text(value: Any) -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.errors import UpstreamError
-from app.core.request import ImageRef, ImageRequest
+from app.core.request import ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
-from app.media import to_data_url
-from app.providers.base import ProviderClient, b64encode
+from app.providers.base import ProviderClient, source_image_url
 from app.providers.capabilities import DROP, Family, Sizes, nearest_aspect_ratio, params
 
 GENERATIONS, EDITS = "/images/generations", "/images/edits"
@@ -55,7 +54,7 @@ class XaiClient(ProviderClient):
             body["quality"] = QUALITY[quality]
         if request.user:
             body["user"] = request.user
-        sources = [{"url": _source_url(ref)} for ref in request.images]
+        sources = [{"url": source_image_url(ref)} for ref in request.images]
         if len(sources) == 1:
             body["image"] = sources[0]
         elif sources:
@@ -83,8 +82,3 @@ class XaiClient(ProviderClient):
         b64, mime = picture
         revised = item.get("revised_prompt")
         return GeneratedImage(b64=b64, mime=mime, revised_prompt=revised if isinstance(revised, str) and revised else None)
-
-
-def _source_url(ref: ImageRef) -> str:
-    """http(s) URLs go as given (xAI fetches them); decoded images as data URLs labelled from their bytes."""
-    return ref.url if ref.is_remote else to_data_url(b64encode(ref.data), ref.mime)
