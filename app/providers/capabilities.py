@@ -13,7 +13,7 @@ import fnmatch
 import math
 from dataclasses import dataclass
 
-from app.core.request import IMAGE_PARAMETERS, ImageRequest, Size
+from app.core.request import IMAGE_PARAMETERS, TIERS, ImageRequest, Size
 
 # aspect ratios Gemini and OpenRouter accept in image_config / imageConfig (§F.2)
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -119,6 +119,14 @@ class Sizes:
             kinds.append(self.free.describe())
         text = ", ".join(kinds[:-1]) + (" or " if len(kinds) > 1 else "") + kinds[-1] if kinds else "none"
         return f"{text} ({self.note})" if self.note else text
+
+
+# The sizes of Google's Gemini 3 image models, called directly (gemini.py) or through OpenRouter: only
+# they take an image size tier (1K/2K/4K; the Lite model 1K only), and gemini-3.1-flash-image also makes
+# very wide and very tall pictures. A tier a model cannot make is dropped.
+GEMINI_31_FLASH_SIZES = Sizes(tiers=TIERS, ratios=WIDE_ASPECT_RATIOS, others=DROP)
+GEMINI_31_FLASH_LITE_SIZES = Sizes(tiers=("1K",), ratios=WIDE_ASPECT_RATIOS, others=DROP)
+GEMINI_3_SIZES = Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP)
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ from urllib.parse import quote
 from app.core import context
 from app.core.conversation import text_of, turn_parts
 from app.core.errors import GatewayError, UpstreamError, UpstreamModelNotFound, UpstreamTimeout
-from app.core.request import TIERS, ImageRequest
+from app.core.request import ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
 from app.thought_signatures import Signed, digest_b64, picture_key
-from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, params,
+from app.providers.capabilities import (ASPECT_RATIOS, DROP, GEMINI_3_SIZES, GEMINI_31_FLASH_LITE_SIZES,
+                                        GEMINI_31_FLASH_SIZES, Family, Sizes, params,
                                         ratio_and_tier)
 
 API_VERSION = "v1beta"
@@ -30,12 +31,11 @@ IMAGEN_MIME = {"png": "image/png", "jpeg": "image/jpeg"}  # Imagen writes no web
 # a mask. Retired (app/providers/retired.py) but still declared for relays: gemini-2.5-flash-image (1K
 # only) and Imagen (:predict; png or jpeg, compressed; text only, up to 4 pictures per call).
 _GEMINI = params("size", "quality")
-GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("gemini-3.1-flash-image*",), _GEMINI,
-                         Sizes(tiers=TIERS, ratios=WIDE_ASPECT_RATIOS, others=DROP), max_images=14)
+GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("gemini-3.1-flash-image*",), _GEMINI, GEMINI_31_FLASH_SIZES,
+                         max_images=14)
 GEMINI_31_FLASH_LITE = Family("gemini-3.1-flash-lite-image", ("gemini-3.1-flash-lite-image*",), _GEMINI,
-                              Sizes(tiers=("1K",), ratios=WIDE_ASPECT_RATIOS, others=DROP))
-GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP),
-                  max_images=14)
+                              GEMINI_31_FLASH_LITE_SIZES)
+GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _GEMINI, GEMINI_3_SIZES, max_images=14)
 # Gemini 3 image models sign their answers (thoughtSignature) and check the signatures of model turns sent back
 THINKING_FAMILIES = (GEMINI_31_FLASH, GEMINI_31_FLASH_LITE, GEMINI_3)
 # Google's documented stand-in for a signature the client cannot give back: the check is skipped. The

@@ -8,12 +8,13 @@ from urllib.parse import quote, urlsplit
 from app import jsonio
 from app.core.conversation import text_of, turn_parts
 from app.core.errors import InvalidRequest, UpstreamError
-from app.core.request import TIERS, ImageRequest
+from app.core.request import ImageRequest
 from app.core.result import GeneratedImage, ImageResult, Usage
 from app.jsonio import is_text
 from app.media import sniff_mime_b64, strip_data_url
 from app.providers.base import ErrorInfo, ProviderClient, b64encode
-from app.providers.capabilities import (ASPECT_RATIOS, DROP, WIDE_ASPECT_RATIOS, Family, Sizes, matches, params,
+from app.providers.capabilities import (ASPECT_RATIOS, DROP, GEMINI_3_SIZES, GEMINI_31_FLASH_LITE_SIZES,
+                                        GEMINI_31_FLASH_SIZES, Family, Sizes, matches, params,
                                         ratio_and_tier)
 
 CHAT_PATH = "/chat/completions"
@@ -26,13 +27,11 @@ IMAGE_ONLY = ["image"]
 
 # The chat route carries size and quality only (as image_config); everything else a client sets is dropped.
 _PARAMS = params("size", "quality")
-# Only the Gemini 3 image models take image_config.image_size (1K/2K/4K; the Lite model 1K only);
-# gemini-3.1-flash-image also makes very wide and very tall pictures. A tier other models cannot make is dropped.
-GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("*gemini-3.1-flash-image*",), _PARAMS,
-                         Sizes(tiers=TIERS, ratios=WIDE_ASPECT_RATIOS, others=DROP))
+# Only the Gemini 3 image models take image_config.image_size; a tier other models cannot make is dropped.
+GEMINI_31_FLASH = Family("gemini-3.1-flash-image", ("*gemini-3.1-flash-image*",), _PARAMS, GEMINI_31_FLASH_SIZES)
 GEMINI_31_FLASH_LITE = Family("gemini-3.1-flash-lite-image", ("*gemini-3.1-flash-lite-image*",), _PARAMS,
-                              Sizes(tiers=("1K",), ratios=WIDE_ASPECT_RATIOS, others=DROP))
-GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _PARAMS, Sizes(tiers=TIERS, ratios=ASPECT_RATIOS, others=DROP))
+                              GEMINI_31_FLASH_LITE_SIZES)
+GEMINI_3 = Family("gemini-3", ("*gemini-3*",), _PARAMS, GEMINI_3_SIZES)
 IMAGE_ONLY_FAMILY = Family("image-only", ("black-forest-labs/*", "bytedance-seed/*", "sourceful/*"), _PARAMS,
                            Sizes(ratios=ASPECT_RATIOS, others=DROP))
 OTHERS = Family("text-and-image", ("*",), _PARAMS, Sizes(ratios=ASPECT_RATIOS, others=DROP))
