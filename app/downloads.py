@@ -257,7 +257,7 @@ class Downloader:
 
     def _fetch(self, url: str, limit: int) -> tuple[bytes, str]:
         first_host = self.check_url(url)
-        with self._session() as session, _Deadline(self.policy.timeout) as deadline:
+        with guarded_session(self.policy.allow_private) as session, _Deadline(self.policy.timeout) as deadline:
             token = _deadline.set(deadline)
             try:
                 for hop in range(MAX_REDIRECTS + 1):
@@ -278,14 +278,6 @@ class Downloader:
                 raise _unreachable(first_host, f"more than {MAX_REDIRECTS} redirects")
             finally:
                 _deadline.reset(token)
-
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[requests.Session]:
-        session = guarded_session(self.policy.allow_private)
-        try:
-            yield session
-        finally:
-            session.close()
 
     def _failure(self, exc: requests.RequestException, host: str, deadline: _Deadline) -> DownloadRefused:
         cause = exc.__context__
