@@ -16,7 +16,6 @@ then sent Google's documented value that skips the check.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import threading
@@ -65,14 +64,9 @@ def picture_key(scope: str | None, digest: bytes) -> str:
     return hashlib.sha256((scope or "").encode() + b"\0" + digest).hexdigest()
 
 
-def digest(data: bytes) -> bytes:
-    """The digest of a picture's bytes: SHA-256 of their standard base64 form."""
-    return hashlib.sha256(base64.b64encode(data)).digest()
-
-
 def digest_b64(b64) -> bytes:
-    """The same digest from the base64 text itself (a str or a jsonio.BigText), hashed in slices without
-    decoding. Text in another form (line breaks, no padding) gives another digest: that picture is then
+    """The digest of a picture: SHA-256 of its standard base64 form, taken from the base64 text itself
+    (a str or a jsonio.BigText), hashed in slices without decoding. Text in another form (line breaks, no padding) gives another digest: that picture is then
     simply not recognised, and Gemini gets the value that skips its check."""
     hashed = hashlib.sha256()
     if isinstance(b64, BigText):  # hashed where it lies, in the upstream's read buffer: no copy

@@ -1,5 +1,6 @@
 """Gemini thought signatures survive a chat client: kept per picture (and client key), given back on the next turn."""
 import base64
+import hashlib
 import json
 import re
 from urllib.parse import urlsplit
@@ -8,7 +9,7 @@ import pytest
 import responses
 
 from app.jsonio import BigText
-from app.thought_signatures import (MemoryStore, RedisStore, Signed, digest, digest_b64, from_settings,
+from app.thought_signatures import (MemoryStore, RedisStore, Signed, digest_b64, from_settings,
                                     picture_key)
 from tests.conftest import CLIENT_KEY, GEMINI_BASE
 from tests.support.fake_upstream import Recorded
@@ -20,6 +21,11 @@ from tests.support.redis_server import running_redis
 SKIP = "skip_thought_signature_validator"  # Google's documented value (Gemini API FAQ, Vertex AI page)
 FLASH_31 = "gemini-3.1-flash-image"
 OTHER_KEY = "gw-second-client-key-77aa"
+
+
+def digest(data: bytes) -> bytes:
+    """The reference: SHA-256 of a picture's standard base64 form, which digest_b64 must give."""
+    return hashlib.sha256(base64.b64encode(data)).digest()
 
 
 # ----- the store -----
