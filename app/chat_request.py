@@ -42,8 +42,8 @@ def check_message_count(payload: Any, limits: "Settings") -> None:
 def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
     """Decide whether the chat request asks for an image and build the neutral ImageRequest.
 
-    `limits` (the settings) bounds messages, input images (every image of the conversation), image
-    bytes and prompt length.
+    `limits` (the settings) bounds input images (every image of the conversation), image bytes and
+    prompt length; the number of messages was bounded before the schema (`check_message_count`).
     """
     want_content = "image" in (data.get("modalities") or [])
     tool_index, tool_params = _image_tool(data.get("tools") or [])
@@ -52,8 +52,6 @@ def read_chat_request(data: dict, limits: "Settings | None" = None) -> ChatAsk:
         raise InvalidRequest(HOW_TO_ASK, param="modalities")
 
     messages = data["messages"]
-    if limits is not None:
-        check_message_count(data, limits)
     index = _last_user_message(messages)
     content = messages[index].get("content")
     prompt = text_of(content)
