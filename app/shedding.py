@@ -20,6 +20,8 @@ import mmap
 import threading
 from typing import Callable, Iterable
 
+from app.core.errors import GatewayError
+
 log = logging.getLogger("gateway.request")
 
 MAX_WORKERS = 1024           # slots in the shared table: worker processes alive at once, replacements included
@@ -126,14 +128,20 @@ class Shedding:
         log.warning("request refused: server_overloaded", extra={"fields": {
             "method": "POST", "path": environ.get("PATH_INFO"), "status": 503,
             "client": environ.get("REMOTE_ADDR"), "max_inflight": self.limit.limit}})
-        body = json.dumps({"error": {
-            "message": "This gateway instance is at capacity (generations in flight); retry shortly, "
-                       "or on another instance",
-            "type": "server_error", "param": None, "code": "server_overloaded"}}).encode()
+        body = json.dumps(ServerOverloaded("This gateway instance is at capacity (generations in flight); "
+                                           "retry shortly, or on another instance").body()).encode()
         start_response("503 Service Unavailable", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("Retry-After", str(RETRY_AFTER_SECONDS))])
         return [body]
+
+
+class ServerOverloaded(GatewayError):
+    """The instance holds GATEWAY_MAX_INFLIGHT generations already: a load balancer may try another."""
+
+    status = 503
+    type = "server_error"
+    code = "server_overloaded"
 
 
 class _ClosingBody:
