@@ -65,7 +65,6 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
     from app.auth import Authenticator
     from app.config import Settings
     from app.db import Database, migrate
-    from app.db.urls import database_url
     from app.downloads import Downloader, DownloadPolicy
     from app.core import context
     from app.keys.store import KeyStore
@@ -91,7 +90,7 @@ def create_app(config: Mapping[str, Any] | "Settings" | None = None) -> "Flask":
         max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
         connect_timeout=settings.connect_timeout, allow_private=settings.allow_private_urls,
         max_concurrent=settings.download_concurrency))
-    db = Database(settings.database_url or database_url("", settings.data_dir), pool_size=settings.db_pool_size)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     migrate.prepare(db)  # SQLite: brought up to date; PostgreSQL: checked (gunicorn checked it once before)
     key_store = KeyStore(db)
     quotas = Quotas(db, settings.redis_url)

@@ -147,7 +147,7 @@ class Settings:
     image_sweep_interval: float = DEFAULT_IMAGE_SWEEP_SECONDS
     webhook_secret: bytes | None = None
     # keys, limits, budgets and the usage ledger (i10-keys; the database defaults to SQLite in data_dir)
-    database_url: str = ""              # normalised SQLAlchemy URL; "" = SQLite under data_dir
+    database_url: str = ""              # normalised SQLAlchemy URL: DATABASE_URL, else SQLite under data_dir
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
     admin_token: str | None = None
     # hardening (issue 14)
