@@ -194,6 +194,8 @@ class JobStore:
             query = query.where(_JOBS.c.runner == runner)
         else:
             query = query.where(_JOBS.c.lease_expires_at < now)
+        if not self._any(query):
+            return []
         ended = []
         with self.db.write() as connection:
             for (job_id,) in connection.execute(query).all():
@@ -220,24 +222,32 @@ class JobStore:
         """Delete jobs past their expiry; fail jobs queued since before `not_started_before`. Rows deleted."""
         from sqlalchemy import delete, select
         now = self.clock()
-        with self.db.write() as connection:
-            expired = [row.id for row in connection.execute(select(_JOBS.c.id).where(_JOBS.c.expires_at < now)
-                                                            .limit(SWEEP_BATCH)).all()]
-            if expired:
-                connection.execute(delete(_JOBS).where(_JOBS.c.id.in_(expired)))
-        with self.db.write() as connection:
-            stale = connection.execute(select(_JOBS.c.id).where(
-                _JOBS.c.status == QUEUED, _JOBS.c.created_at < not_started_before).limit(SWEEP_BATCH)).all()
-            ended = []
-            for (job_id,) in stale:
-                row = _locked(connection, job_id, self.db.dialect)
-                if row is not None and row.status == QUEUED:
-                    error = JobNotStarted("No runner started this job in time (is the queue worker running?); "
-                                          "submit it again")
-                    ended.append(self._end(connection, row, FAILED, error=error_object(error)))
+        expired_query = select(_JOBS.c.id).where(_JOBS.c.expires_at < now).limit(SWEEP_BATCH)
+        stale_query = select(_JOBS.c.id).where(
+            _JOBS.c.status == QUEUED, _JOBS.c.created_at < not_started_before).limit(SWEEP_BATCH)
+        expired, ended = [], []
+        if self._any(expired_query):
+            with self.db.write() as connection:
+                expired = [row.id for row in connection.execute(expired_query).all()]
+                if expired:
+                    connection.execute(delete(_JOBS).where(_JOBS.c.id.in_(expired)))
+        if self._any(stale_query):
+            with self.db.write() as connection:
+                for (job_id,) in connection.execute(stale_query).all():
+                    row = _locked(connection, job_id, self.db.dialect)
+                    if row is not None and row.status == QUEUED:
+                        error = JobNotStarted("No runner started this job in time (is the queue worker running?); "
+                                              "submit it again")
+                        ended.append(self._end(connection, row, FAILED, error=error_object(error)))
         for job in ended:
             self._wake_webhooks(job)
         return len(expired)
+
+    def _any(self, query) -> bool:
+        """Whether `query` finds a row, read without the write lock: an idle maintenance pass (every few
+        seconds, in every process) then takes no write transaction; the write re-checks under the lock."""
+        with self.db.read() as connection:
+            return connection.execute(query.limit(1)).first() is not None
 
     # -- the one way a job ends ---------------------------------------------------------------
 

@@ -92,18 +92,20 @@ class DatabaseOutbox:
             due_at=naive_utc(delivery.due), created_at=naive_utc(delivery.created), last_error=delivery.last_error))
 
     def claim_due(self, now: float, limit: int) -> list[Delivery]:
-        from sqlalchemy import delete, select, update
+        from sqlalchemy import delete, or_, select, update
 
         moment = naive_utc(now)
+        lost, old, due = self._lost_claims(moment), _old_failures(moment), _due(moment)
+        # read first, without the write lock: an idle dispatcher (polling every few seconds, in every
+        # process) then takes no write transaction; the write below looks again under the lock
+        with self.db.read() as connection:
+            if connection.execute(select(_TABLE.c.id).where(or_(lost, old, due)).limit(1)).first() is None:
+                return []
         with self.db.write() as connection:
             # claims older than the lease belonged to a process that died mid-send: due again now
-            connection.execute(update(_TABLE).where(
-                _TABLE.c.state == SENDING, _TABLE.c.claimed_at < moment - timedelta(seconds=self.lease))
-                .values(state=PENDING, due_at=moment, claimed_at=None))
-            connection.execute(delete(_TABLE).where(
-                _TABLE.c.state == FAILED, _TABLE.c.due_at < moment - timedelta(seconds=FAILED_KEPT_SECONDS)))
-            query = (select(_TABLE).where(_TABLE.c.state == PENDING, _TABLE.c.due_at <= moment)
-                     .order_by(_TABLE.c.due_at).limit(limit))
+            connection.execute(update(_TABLE).where(lost).values(state=PENDING, due_at=moment, claimed_at=None))
+            connection.execute(delete(_TABLE).where(old))
+            query = select(_TABLE).where(due).order_by(_TABLE.c.due_at).limit(limit)
             if self.db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = connection.execute(query).all()
@@ -111,6 +113,11 @@ class DatabaseOutbox:
                 connection.execute(update(_TABLE).where(_TABLE.c.id.in_([row.id for row in rows]))
                                    .values(state=SENDING, claimed_at=moment))
         return [_delivery(row) for row in rows]
+
+    def _lost_claims(self, moment: datetime):
+        """Claims older than the lease (their sender died mid-send)."""
+        from sqlalchemy import and_
+        return and_(_TABLE.c.state == SENDING, _TABLE.c.claimed_at < moment - timedelta(seconds=self.lease))
 
     def finish(self, delivery: Delivery) -> None:
         from sqlalchemy import delete
@@ -142,6 +149,17 @@ class DatabaseOutbox:
         from sqlalchemy import update
         with self.db.write() as connection:
             connection.execute(update(_TABLE).where(_TABLE.c.id == delivery.id).values(**values))
+
+
+def _old_failures(moment: datetime):
+    """Given-up deliveries kept long enough."""
+    from sqlalchemy import and_
+    return and_(_TABLE.c.state == FAILED, _TABLE.c.due_at < moment - timedelta(seconds=FAILED_KEPT_SECONDS))
+
+
+def _due(moment: datetime):
+    from sqlalchemy import and_
+    return and_(_TABLE.c.state == PENDING, _TABLE.c.due_at <= moment)
 
 
 def _delivery(row) -> Delivery:

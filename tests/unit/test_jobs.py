@@ -14,6 +14,7 @@ from app.jobs.records import (CANCELLED, FAILED, IN_PROGRESS, MAX_RUNS, PROCESS,
                               StoredRequest, gateway_restarted, new_job_id)
 from app.keys.records import utcnow
 from tests.conftest import CLIENT_KEY, chat_body
+from tests.support.db_writes import write_transactions
 from tests.support.webhook_receiver import SECRET, Receiver
 
 OTHER_KEY = "gw-other-client-key-77aa"
@@ -292,6 +293,25 @@ def test_expired_jobs_are_deleted_and_jobs_never_started_fail(app, client, auth)
     assert client.get(f"/v1/images/jobs/{ended.id}", headers=auth).status_code == 404
     stale = client.get(f"/v1/images/jobs/{waiting.id}", headers=auth).json
     assert stale["status"] == FAILED and stale["error"]["code"] == "job_not_started"
+
+
+def test_an_idle_maintenance_pass_takes_no_write_transaction(app):
+    """Every process runs it every lease: with nothing to do it only reads, leaving SQLite's one writer free."""
+    jobs = app.extensions["gateway"].jobs
+    running = row(app, status=IN_PROGRESS)  # its runner's lease is live
+    jobs.store.cancel(row(app).id, "env-1")  # ended, not yet expired
+    with write_transactions(jobs.store.db) as writes:
+        jobs.maintain()
+    assert writes == []
+    from sqlalchemy import update
+
+    from app.db.models import ImageJob
+    with jobs.store.db.write() as connection:  # its web process is gone
+        connection.execute(update(ImageJob.__table__).where(ImageJob.__table__.c.id == running.id)
+                           .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    with write_transactions(jobs.store.db) as writes:
+        jobs.maintain()
+    assert len(writes) == 1 and jobs.store.get(running.id).status == FAILED
 
 
 def test_queue_jobs_without_a_live_message_are_found_for_dispatch(app):

@@ -17,6 +17,7 @@ from app.webhooks.sender import RETRY_DELAYS, Dispatcher, WebhookSender, retry_d
 from app.webhooks.signing import signed_headers
 from app.webhooks.targets import MAX_URL_LENGTH, TargetRefused, check_target
 from tests.conftest import chat_body
+from tests.support.db_writes import write_transactions
 from tests.support.fake_upstream import Reply
 from tests.support.webhook_receiver import SECRET, SECRET_BYTES, Receiver
 
@@ -229,6 +230,16 @@ def test_two_dispatchers_never_claim_the_same_delivery(database_url):
         outbox_a.add(Delivery.new(f"https://93.184.215.14/{index}", b"{}", time.time()))
     claimed = outbox_a.claim_due(time.time(), 7) + outbox_b.claim_due(time.time(), 100)
     assert len(claimed) == 20 and len({d.id for d in claimed}) == 20
+
+
+def test_an_idle_dispatcher_takes_no_write_transaction(database_url):
+    """Every process polls every few seconds: with nothing due it only reads, leaving SQLite's one writer free."""
+    outbox = outbox_on(database_url)
+    dispatcher = Dispatcher(outbox, sender(), delays=quick)
+    outbox.add(Delivery.new(PUBLIC_URL, b"{}", time.time() + 60))  # not due yet
+    with write_transactions(outbox.db) as writes:
+        assert dispatcher.run_due() == 0
+    assert writes == []
 
 
 def test_the_app_sends_through_its_outbox(make_app, receiver, database_url):
