@@ -7,12 +7,12 @@ each picture as its generation call finishes (`storing`); preview frames stay in
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import current_app, request
 
+from app.core import context
 from app.core.errors import InvalidRequest
 from app.core.result import GeneratedImage, ImageEvents, ImageResult
 from app.image_store import ImageStore, StoreUnavailable, StoreUnusable, owner_of
@@ -88,7 +88,7 @@ def for_request(image_format: str | None, param: str, *, links_if_stored: bool =
             return None
         raise InvalidRequest(str(exc), param=param, code="image_store_not_configured") from None
     base_url = gateway.settings.public_url or request.url_root.rstrip("/")
-    return LinkDelivery(store=store, owner=owner_of(client_id()), base_url=base_url)
+    return LinkDelivery(store=store, owner=owner_of(context.client_id()), base_url=base_url)
 
 
 def inline_fallback_headers(delivery: LinkDelivery | None, result: ImageResult) -> dict[str, str]:
@@ -96,12 +96,3 @@ def inline_fallback_headers(delivery: LinkDelivery | None, result: ImageResult) 
     if delivery is not None and any(image.url is None for image in result.images):
         return {INLINE_HEADER: B64_JSON}
     return {}
-
-
-def client_id() -> str:
-    """The authenticated client key's id; before keys had ids, a digest of the key presented."""
-    key = g.get("client_key")
-    if key is not None:
-        return str(key.id)
-    presented = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    return "sha256:" + hashlib.sha256(presented.encode()).hexdigest()
