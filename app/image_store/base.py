@@ -7,7 +7,8 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-EXTENSION_OF_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+from app.media import EXTENSION_OF_MIME
+
 MIME_OF_EXTENSION = {ext: mime for mime, ext in EXTENSION_OF_MIME.items()}
 OWNER_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 NAME_PATTERN = re.compile(r"^([A-Za-z0-9_-]{22})\.(png|jpg|webp|gif)$")
