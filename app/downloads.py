@@ -194,6 +194,14 @@ def guarded_session(allow_private: bool) -> requests.Session:
     return session
 
 
+def refusal_behind(exc: BaseException) -> DownloadRefused | None:
+    """The guard's refusal when it is what broke a guarded session's request (requests wraps it)."""
+    cause = exc.__context__
+    while cause is not None and not isinstance(cause, DownloadRefused):
+        cause = cause.__context__
+    return cause
+
+
 def check_url(url: str, allow_private: bool, *, what: str = "image", schemes: tuple[str, ...] = ("http", "https")) -> str:
     """The URL's host, or DownloadRefused: another scheme, credentials, a host with a non-public address."""
     try:
@@ -280,11 +288,9 @@ class Downloader:
                 _deadline.reset(token)
 
     def _failure(self, exc: requests.RequestException, host: str, deadline: _Deadline) -> DownloadRefused:
-        cause = exc.__context__
-        while cause is not None and not isinstance(cause, DownloadRefused):
-            cause = cause.__context__
-        if isinstance(cause, DownloadRefused):
-            return cause
+        refused = refusal_behind(exc)
+        if refused is not None:
+            return refused
         if deadline.expired or isinstance(exc, requests.Timeout):
             return self._timed_out(host)
         return _unreachable(host, f"{type(exc).__name__}: {exc}")

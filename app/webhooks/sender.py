@@ -18,7 +18,7 @@ from typing import Callable
 import requests
 
 from app.background import ProcessThread
-from app.downloads import DownloadRefused, guarded_session
+from app.downloads import DownloadRefused, guarded_session, refusal_behind
 from app.webhooks.outbox import Delivery, Outbox
 from app.webhooks.signing import signed_headers
 from app.webhooks.targets import TargetRefused, check_target
@@ -66,7 +66,7 @@ class WebhookSender:
         except DownloadRefused as exc:
             return Outcome(False, exc.detail, permanent=True)
         except requests.RequestException as exc:
-            refused = _refusal(exc)
+            refused = refusal_behind(exc)
             if refused is not None:
                 return Outcome(False, refused.detail, permanent=True)
             return Outcome(False, f"{type(exc).__name__} calling the webhook URL")
@@ -75,14 +75,6 @@ class WebhookSender:
                 return Outcome(True)
             return Outcome(False, f"the receiver answered HTTP {response.status_code}",
                            permanent=response.status_code == 410)
-
-
-def _refusal(exc: BaseException) -> DownloadRefused | None:
-    """The guard's refusal when it is what broke the connection (requests wraps it)."""
-    cause = exc.__context__
-    while cause is not None and not isinstance(cause, DownloadRefused):
-        cause = cause.__context__
-    return cause
 
 
 def retry_delay(attempts_made: int) -> float | None:
