@@ -43,10 +43,6 @@ class Jobs:
         self.pool = None if self.queue else InProcessPool(settings.job_threads, lambda job_id: execute(app, job_id),
                                                           on_exit=self.abandon_own)
 
-    @property
-    def mode(self) -> str:
-        return QUEUE if self.queue is not None else PROCESS
-
     def submit(self, job: Job, request: StoredRequest) -> Job:
         """Keep the job, then hand it to its runner. Raises JobsUnavailable when it could not be kept."""
         now = utcnow()

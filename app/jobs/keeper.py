@@ -44,9 +44,6 @@ class JobKeeper:
     def ensure_running(self) -> None:
         self._thread.ensure_running()
 
-    def stop(self) -> None:
-        self._thread.stop()
-
     def _loop(self, stopped: threading.Event) -> None:
         renew_every = self.lease / 3
         maintain_every = max(MIN_MAINTENANCE_INTERVAL, self.lease)

@@ -57,10 +57,6 @@ class Job:
     result: bytes | None = None
     error: dict[str, Any] | None = field(default=None)
 
-    @property
-    def finished(self) -> bool:
-        return self.status not in UNFINISHED
-
     def accepted(self) -> dict[str, Any]:
         """The 202 answer's body."""
         return {"id": self.id, "object": OBJECT, "status": self.status, "created_at": epoch(self.created_at)}
@@ -122,9 +118,3 @@ class JobNotStarted(GatewayError):
     status = 503
     type = "server_error"
     code = "job_not_started"
-
-
-class KeyGone(GatewayError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
