@@ -1,14 +1,14 @@
 """Webhooks signed as Standard Webhooks, persisted until delivered, retried with backoff for about an hour.
 
-`Webhooks.send(url, payload)` is what a finished job calls; `requested_target` reads and checks a
-request's `Webhook-URL` header (a 400 naming the header when the URL is refused).
+A job's end keeps its delivery in the same transaction (`Webhooks.send_within`), then `wake` has
+this process send it at once; `requested_target` reads and checks a request's `Webhook-URL` header
+(a 400 naming the header when the URL is refused).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
 from app.core.errors import InvalidRequest
-from app.jsonio import dumps
 from app.webhooks.outbox import DatabaseOutbox, Delivery
 from app.webhooks.sender import Dispatcher, WebhookSender
 from app.webhooks.targets import TargetRefused, check_target
@@ -51,12 +51,6 @@ class Webhooks:
             return check_target(url.strip(), self.allow_private)
         except TargetRefused as exc:
             raise InvalidRequest(f"{HEADER}: {exc}", param=HEADER, code="invalid_webhook_url") from None
-
-    def send(self, url: str, payload: dict) -> Delivery:
-        """Persist a signed POST of `payload` (JSON) to `url`; it is sent at once and retried until delivered."""
-        delivery = self.new_delivery(url, dumps(payload))
-        self.dispatcher.add(delivery)
-        return delivery
 
     def send_within(self, connection: "Connection", url: str, body: bytes) -> Delivery:
         """Keep a delivery of `body` (JSON) to `url` in the caller's transaction; call `wake` once it committed."""

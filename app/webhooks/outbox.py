@@ -47,8 +47,6 @@ class Outbox(Protocol):
     """Where deliveries wait. A claimed delivery is invisible to other dispatchers until it is
     finished, rescheduled or given up — or until its claim is older than the lease (a dead sender)."""
 
-    def add(self, delivery: Delivery) -> None: ...
-
     def claim_due(self, now: float, limit: int) -> list[Delivery]: ...
 
     def finish(self, delivery: Delivery) -> None: ...
@@ -79,10 +77,6 @@ class DatabaseOutbox:
     def __init__(self, db: "Database", lease: float = SENDING_LEASE):
         self.db = db
         self.lease = lease
-
-    def add(self, delivery: Delivery) -> None:
-        with self.db.write() as connection:
-            self.add_within(connection, delivery)
 
     @staticmethod
     def add_within(connection: "Connection", delivery: Delivery) -> None:

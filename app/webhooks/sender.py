@@ -96,11 +96,6 @@ class Dispatcher:
         self._wake = threading.Event()
         self._thread = ProcessThread("webhooks", self._loop)
 
-    def add(self, delivery: Delivery) -> None:
-        """Persist a delivery, then have this process's thread send it at once."""
-        self.outbox.add(delivery)
-        self.wake()
-
     def wake(self) -> None:
         """Have this process's thread look for due deliveries now (one was just added)."""
         self.ensure_running()

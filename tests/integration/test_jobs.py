@@ -339,8 +339,9 @@ def test_job_rows_and_their_webhooks_on_postgresql(postgres, receiver):
         # two dispatchers never claim the same delivery (rows locked with SKIP LOCKED)
         webhooks.dispatcher.stop()
         outbox = webhooks.outbox
-        for index in range(12):
-            outbox.add(Delivery.new(f"{receiver.url}/{index}", b"{}", time.time()))
+        with db.write() as connection:
+            for index in range(12):
+                outbox.add_within(connection, Delivery.new(f"{receiver.url}/{index}", b"{}", time.time()))
         claimed = outbox.claim_due(time.time(), 5) + outbox.claim_due(time.time(), 50)
         assert len(claimed) == 12 and len({d.id for d in claimed}) == 12
     finally:

@@ -157,12 +157,19 @@ def outbox_on(database_url: str, lease: float = 120.0) -> DatabaseOutbox:
     return DatabaseOutbox(Database(database_url), lease=lease)
 
 
+def keep(outbox: DatabaseOutbox, delivery: Delivery) -> None:
+    """Keep a delivery as a job's end does: inside a write transaction."""
+    with outbox.db.write() as connection:
+        outbox.add_within(connection, delivery)
+
+
 def test_a_failing_receiver_is_retried_until_it_accepts(receiver, database_url):
     receiver.fake.reply("/hooks", Reply(500), Reply(503))
     outbox = outbox_on(database_url)
     dispatcher = Dispatcher(outbox, sender(), delays=quick, poll_interval=0.05)
     delivery = Delivery.new(receiver.url, b'{"id": "imgjob_3"}', time.time())
-    dispatcher.add(delivery)
+    keep(outbox, delivery)
+    dispatcher.wake()
     try:
         wait_for(lambda: receiver.verified)
     finally:
@@ -178,7 +185,8 @@ def test_a_delivery_is_given_up_with_its_reason_after_the_last_retry(receiver, d
     outbox = outbox_on(database_url)
     dispatcher = Dispatcher(outbox, sender(), delays=quick, poll_interval=0.05)
     delivery = Delivery.new(receiver.url, b"{}", time.time())
-    dispatcher.add(delivery)
+    keep(outbox, delivery)
+    dispatcher.wake()
     try:
         wait_for(lambda: outbox.get(delivery.id)[0] == "failed")
     finally:
@@ -193,7 +201,7 @@ def test_gone_means_stop_at_once(receiver, database_url):
     receiver.fake.reply("/hooks", Reply(410))
     dispatcher = Dispatcher(outbox_on(database_url), sender(), delays=quick)
     delivery = Delivery.new(receiver.url, b"{}", time.time())
-    dispatcher.outbox.add(delivery)
+    keep(dispatcher.outbox, delivery)
     assert dispatcher.run_due() == 1
     assert dispatcher.outbox.get(delivery.id)[0] == "failed" and len(receiver.fake.received()) == 1
 
@@ -201,7 +209,7 @@ def test_gone_means_stop_at_once(receiver, database_url):
 def test_a_pending_delivery_survives_a_restart(receiver, database_url):
     # the first process keeps it but never sends it (it stops first, or its receiver was down)
     first = Dispatcher(outbox_on(database_url), sender(), delays=quick)
-    first.outbox.add(Delivery.new(receiver.url, b'{"id": "imgjob_4"}', time.time() + 0.2))
+    keep(first.outbox, Delivery.new(receiver.url, b'{"id": "imgjob_4"}', time.time() + 0.2))
     assert first.run_due() == 0  # not due yet
     # a new process over the same database sends it when it is due
     second = Dispatcher(outbox_on(database_url), sender(), delays=quick, poll_interval=0.05)
@@ -215,7 +223,7 @@ def test_a_pending_delivery_survives_a_restart(receiver, database_url):
 
 def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_the_lease(receiver, database_url):
     dying = outbox_on(database_url, lease=0.2)
-    dying.add(Delivery.new(receiver.url, b'{"id": "imgjob_5"}', time.time()))
+    keep(dying, Delivery.new(receiver.url, b'{"id": "imgjob_5"}', time.time()))
     assert len(dying.claim_due(time.time(), 10)) == 1  # ... and the process is killed mid-send
     survivor = Dispatcher(outbox_on(database_url, lease=0.2), sender(), delays=quick)
     assert survivor.run_due() == 0  # still leased to the dead process
@@ -227,7 +235,7 @@ def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_the_lease
 def test_two_dispatchers_never_claim_the_same_delivery(database_url):
     outbox_a, outbox_b = outbox_on(database_url), outbox_on(database_url)
     for index in range(20):
-        outbox_a.add(Delivery.new(f"https://93.184.215.14/{index}", b"{}", time.time()))
+        keep(outbox_a, Delivery.new(f"https://93.184.215.14/{index}", b"{}", time.time()))
     claimed = outbox_a.claim_due(time.time(), 7) + outbox_b.claim_due(time.time(), 100)
     assert len(claimed) == 20 and len({d.id for d in claimed}) == 20
 
@@ -236,7 +244,7 @@ def test_an_idle_dispatcher_takes_no_write_transaction(database_url):
     """Every process polls every few seconds: with nothing due it only reads, leaving SQLite's one writer free."""
     outbox = outbox_on(database_url)
     dispatcher = Dispatcher(outbox, sender(), delays=quick)
-    outbox.add(Delivery.new(PUBLIC_URL, b"{}", time.time() + 60))  # not due yet
+    keep(outbox, Delivery.new(PUBLIC_URL, b"{}", time.time() + 60))  # not due yet
     with write_transactions(outbox.db) as writes:
         assert dispatcher.run_due() == 0
     assert writes == []
@@ -245,7 +253,10 @@ def test_an_idle_dispatcher_takes_no_write_transaction(database_url):
 def test_the_app_sends_through_its_outbox(make_app, receiver, database_url):
     app = make_app_with_webhooks(make_app, GATEWAY_ALLOW_PRIVATE_URLS="true")
     webhooks: Webhooks = app.extensions["gateway"].webhooks
-    delivery = webhooks.send(receiver.url, {"id": "imgjob_6", "status": "succeeded"})
+    body = json.dumps({"id": "imgjob_6", "status": "succeeded"}).encode()
+    with webhooks.outbox.db.write() as connection:  # as a job's end keeps it
+        delivery = webhooks.send_within(connection, receiver.url, body)
+    webhooks.wake()
     try:
         wait_for(lambda: receiver.verified)
     finally:
