@@ -2,9 +2,8 @@
 from flask import Blueprint, Response, current_app, g
 
 from app.db import DatabaseUnavailable
-from app.jobs.records import PROCESS, UNFINISHED, JobsUnavailable, gateway_restarted
+from app.jobs.records import JobsUnavailable
 from app.jobs.store import not_found
-from app.keys.records import utcnow
 
 UNAVAILABLE = "The job database is unavailable; try again shortly"
 
@@ -20,14 +19,8 @@ def blueprint(prefix: str) -> Blueprint:
     def get_job(job_id: str):
         """The job object; another key's job answers exactly as an unknown one (404)."""
         jobs = current_app.extensions["gateway"].jobs
-        key_id = str(g.client_key.id)
         try:
-            job = jobs.store.get(job_id, key_id)
-            if (job is not None and job.mode == PROCESS and job.status in UNFINISHED
-                    and job.lease_expires_at is not None and job.lease_expires_at < utcnow()):
-                # its web process is gone and no keeper has noticed yet: say so now
-                jobs.store.fail_abandoned(gateway_restarted(), job_ids=[job_id])
-                job = jobs.store.get(job_id, key_id)
+            job = jobs.store.get_current(job_id, str(g.client_key.id))
         except DatabaseUnavailable:
             raise JobsUnavailable(UNAVAILABLE) from None
         if job is None:

@@ -18,7 +18,7 @@ from app.db import Database, DatabaseUnavailable
 from app.db.models import ImageJob
 from app.jobs.records import (CANCELLED, FAILED, IN_PROGRESS, MAX_RUNS, PROCESS, QUEUE, QUEUED, UNFINISHED, Job,
                               JobNotCancellable, JobNotFound, JobNotStarted, JobsUnavailable, StoredRequest,
-                              WorkerLost, error_object)
+                              WorkerLost, error_object, gateway_restarted)
 from app.keys.records import utcnow
 
 if TYPE_CHECKING:
@@ -93,6 +93,15 @@ class JobStore:
         with self.db.read() as connection:
             row = connection.execute(query).first()
         return None if row is None else _job(row)
+
+    def get_current(self, job_id: str, key_id: str) -> Job | None:
+        """The job as a poll answers it: an in-process job whose web process is gone (its lease ran out)
+        is failed first, rather than when a keeper notices."""
+        job = self.get(job_id, key_id)
+        if job is None or not self._abandoned(job):
+            return job
+        ended = self.fail_abandoned(gateway_restarted(), job_ids=[job_id])
+        return ended[0] if ended else self.get(job_id, key_id)
 
     def mark_enqueued(self, job_id: str) -> None:
         from sqlalchemy import update
@@ -180,6 +189,12 @@ class JobStore:
         return job
 
     # -- the dead and the old -----------------------------------------------------------------
+
+    def _abandoned(self, job: Job) -> bool:
+        """fail_abandoned's condition (its query below), for a job already read: in-process, unfinished,
+        its lease ran out."""
+        return (job.mode == PROCESS and job.status in UNFINISHED and job.lease_expires_at is not None
+                and job.lease_expires_at < self.clock())
 
     def fail_abandoned(self, error: GatewayError, *, job_ids: Iterable[str] | None = None,
                        runner: str | None = None) -> list[Job]:
