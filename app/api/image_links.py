@@ -10,14 +10,9 @@ import math
 
 from flask import Blueprint, Response, current_app, request, send_file
 
-from app.core.errors import GatewayError
-from app.image_store.directory import LINK_ROUTE, DirectoryStore, LinkRefused
+from app.image_store.directory import LINK_ROUTE, NO_PICTURE, DirectoryStore, LinkNotFound
 
 bp = Blueprint("image_links", __name__)
-
-
-class LinkError(GatewayError):
-    """A picture link that leads nowhere: bad signature or expired (403), or no such picture (404)."""
 
 
 @bp.get(f"{LINK_ROUTE}/<owner>/<name>")
@@ -26,11 +21,8 @@ def picture(owner: str, name: str) -> Response:
     gateway = current_app.extensions["gateway"]
     store = gateway.images
     if not isinstance(store, DirectoryStore):
-        raise _refused(LinkRefused("No picture at this address", 404, "image_not_found"))
-    try:
-        found = store.open_link(owner, name, request.args.get("expires"), request.args.get("signature"))
-    except LinkRefused as exc:
-        raise _refused(exc) from None
+        raise LinkNotFound(NO_PICTURE)
+    found = store.open_link(owner, name, request.args.get("expires"), request.args.get("signature"))
     remaining = max(0, math.floor(found.image.expires - store.clock()))
     headers = {
         "Cache-Control": f"private, max-age={remaining}, immutable",
@@ -45,10 +37,3 @@ def picture(owner: str, name: str) -> Response:
                          max_age=None, last_modified=None)
     response.headers.update(headers)
     return response
-
-
-def _refused(exc: LinkRefused) -> LinkError:
-    error = LinkError(exc.message, code=exc.code)
-    error.status = exc.status
-    error.type = "permission_error" if exc.status == 403 else "invalid_request_error"
-    return error

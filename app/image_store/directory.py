@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from app.core.errors import GatewayError
 from app.image_store import signed_links
 from app.image_store.base import (NAME_PATTERN, OWNER_PATTERN, ImageStore, StoredImage, StoreUnavailable,
                                   StoreUnusable, new_image)
@@ -24,12 +25,31 @@ FILE_MODE = 0o640
 LINK_ROUTE = "/images"  # the gateway route serving links: /images/<owner>/<name>?expires=&signature=
 
 
-class LinkRefused(Exception):
-    """A link that does not lead to a picture: `status` 403 (bad signature, expired) or 404."""
+NO_PICTURE = "No picture at this address"
 
-    def __init__(self, message: str, status: int, code: str):
-        super().__init__(message)
-        self.message, self.status, self.code = message, status, code
+
+class LinkRefused(GatewayError):
+    """A link that does not lead to a picture: 403 (bad signature, expired) or 404; the link route's answer."""
+
+
+class LinkNotFound(LinkRefused):
+    status = 404
+    type = "invalid_request_error"
+    code = "image_not_found"
+
+
+class LinkInvalid(LinkRefused):
+    """Incomplete, or signed by another key or for another picture or life."""
+
+    status = 403
+    type = "permission_error"
+    code = "invalid_signature"
+
+
+class LinkExpired(LinkRefused):
+    status = 403
+    type = "permission_error"
+    code = "link_expired"
 
 
 @dataclass(frozen=True)
@@ -101,20 +121,19 @@ class DirectoryStore(ImageStore):
         """The picture a presented link leads to, or LinkRefused saying why not."""
         match = NAME_PATTERN.match(name)
         if not OWNER_PATTERN.match(owner) or match is None:
-            raise LinkRefused("No picture at this address", 404, "image_not_found")
+            raise LinkNotFound(NO_PICTURE)
         if not expires or not expires.isdigit() or not signature:
-            raise LinkRefused("This picture link is incomplete: it needs its expires and signature", 403,
-                              "invalid_signature")
+            raise LinkInvalid("This picture link is incomplete: it needs its expires and signature")
         self.check()
         image = StoredImage(owner=owner, image_id=match.group(1), ext=match.group(2), expires=int(expires))
         if not signed_links.valid(self._key, image.key, image.expires, signature):
-            raise LinkRefused("This picture link's signature is not valid", 403, "invalid_signature")
+            raise LinkInvalid("This picture link's signature is not valid")
         if image.expires <= self.clock():
-            raise LinkRefused("This picture link has expired", 403, "link_expired")
+            raise LinkExpired("This picture link has expired")
         relative = self.relative_path(image)
         path = os.path.join(self.root, relative)
         if not os.path.isfile(path):
-            raise LinkRefused("This picture is no longer stored", 404, "image_not_found")
+            raise LinkNotFound("This picture is no longer stored")
         self.sweeper.ensure_running()
         return Found(image=image, path=path, relative_path=relative)
 
