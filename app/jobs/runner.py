@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from app.core.errors import GatewayError
 from app.jobs import replay
-from app.jobs.records import FAILED, SUCCEEDED
+from app.jobs.records import FAILED, SUCCEEDED, error_object
 from app.keys.records import utcnow
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _run(app: "Flask", jobs, claim, me: str) -> Outcome:
     try:
         key = gateway.auth.key_by_id(job.key_id)
     except GatewayError as error:
-        _finish(jobs, job.id, FAILED, error=error.body()["error"])
+        _finish(jobs, job.id, FAILED, error=error_object(error))
         return Outcome(DONE)
     answer = replay.run_request(app, key, job.id, claim.request)
     if answer.status >= 400:
