@@ -7,7 +7,7 @@ import os
 import struct
 import time
 import zlib
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -127,10 +127,12 @@ def test_a_tampered_link_is_a_json_error(client, auth, change, status, code):
 
 
 def test_an_expired_link_is_refused(make_app, auth):
-    client = make_app(GATEWAY_IMAGE_URL_TTL="1").test_client()
+    # 2 s: a link's expiry is a whole second, so it lives between TTL - 1 and TTL seconds
+    client = make_app(GATEWAY_IMAGE_URL_TTL="2").test_client()
     url = generate(client, auth, response_format="url").json["data"][0]["url"]
     assert fetch(client, url).status_code == 200
-    time.sleep(1.1)
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
     response = fetch(client, url)
     assert (response.status_code, response.json["error"]["code"]) == (403, "link_expired")
 
