@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from decimal import Decimal
 from typing import Callable
 
+from app.background import ProcessThread
 from app.db import Database, DatabaseUnavailable
 from app.keys.records import ClientKey
 from app.quotas.budget import Budgets
@@ -238,13 +238,12 @@ class Keeper:
         self._reservations: set[str] = set()
         self._settles: list[tuple[str, str | None, Decimal]] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._thread = ProcessThread("quota-keeper", self._loop)
 
     def hold_lease(self, key_id: str, lease: str) -> None:
         with self._lock:
             self._leases.setdefault(key_id, set()).add(lease)
-        self._ensure_running()
+        self._thread.ensure_running()
 
     def drop_lease(self, key_id: str, lease: str) -> None:
         with self._lock:
@@ -253,7 +252,7 @@ class Keeper:
     def hold_reservation(self, reservation: str) -> None:
         with self._lock:
             self._reservations.add(reservation)
-        self._ensure_running()
+        self._thread.ensure_running()
 
     def drop_reservation(self, reservation: str) -> None:
         with self._lock:
@@ -262,21 +261,10 @@ class Keeper:
     def settle_later(self, key_id: str, reservation: str | None, cost: Decimal) -> None:
         with self._lock:
             self._settles.append((key_id, reservation, cost))
-        self._ensure_running()
+        self._thread.ensure_running()
 
-    def _ensure_running(self) -> None:
-        import os
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, daemon=True, name="quota-keeper")
-                self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.interval)
+    def _loop(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.interval):
             try:
                 self.run_once()
             except Exception as exc:  # the next round tries again; leases outlive one missed renewal

@@ -22,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.background import ProcessThread
 from app.db import Database, DatabaseUnavailable
 from app.db.models import UsageRecord
 
@@ -73,8 +74,7 @@ class Ledger:
         self._owner = ""           # this process's name in the spool: pid + random, never reused
         self._lock_fd: int | None = None
         self._sequence = 0
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._writer = ProcessThread("usage-ledger", self._loop)
         self._next_try = 0.0
         self._writing = threading.Lock()  # one writer at a time in this process (flush, replay, close)
 
@@ -93,7 +93,7 @@ class Ledger:
             log.error("usage ledger row lost for request %s: %s", row.get("request_id"), exc)
             self._on_lost("spool_unwritable")
             return
-        self._ensure_writer()
+        self._writer.ensure_running()
 
     def _spool_fd(self) -> int:
         if self._pid != os.getpid():  # a forked child writes files of its own
@@ -116,18 +116,8 @@ class Ledger:
 
     # ----- the writer side -----
 
-    def _ensure_writer(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, daemon=True, name="usage-ledger")
-                self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            self._wake.wait(FLUSH_INTERVAL)
-            self._wake.clear()
+    def _loop(self, stopped: threading.Event) -> None:
+        while not stopped.wait(FLUSH_INTERVAL):
             try:
                 self.flush()
             except Exception:  # the writer must outlive any one bad batch
