@@ -35,6 +35,27 @@ INFLIGHT = Gauge("gateway_inflight_generations", "Generation requests in flight 
                  multiprocess_mode="livesum")
 SHED = Counter("gateway_shed_requests_total", "Generation requests refused with 503 server_overloaded")
 
+OTHER_MODEL = "other"
+MAX_MODEL_LABELS = 100
+
+
+class ModelLabels:
+    """A metric's model label, bounded because OpenRouter model names come from clients: the first
+    MAX_MODEL_LABELS distinct (provider, model) pairs keep their name, further ones count as "other"."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def label(self, provider: str, model: str) -> tuple[str, bool]:
+        """The label for this model, and True the first time it is given its own."""
+        pair = (provider, model)
+        if pair in self._seen:
+            return model, False
+        if len(self._seen) >= MAX_MODEL_LABELS:
+            return OTHER_MODEL, False
+        self._seen.add(pair)
+        return model, True
+
 
 def exposition() -> tuple[bytes, str]:
     """The text format of every metric, summed over workers when running under gunicorn."""

@@ -15,9 +15,7 @@ from app.usage import meter as metering
 
 GENERATION_ENDPOINTS = ("/chat/completions", "/images/generations", "/images/edits")
 REPLAYED_HEADER = "Idempotent-Replayed"
-OTHER_MODEL = "other"     # the cost metric's model label past MAX_COST_LABELS distinct models (bounded labels)
-MAX_COST_LABELS = 100
-_labelled: set[tuple[str, str]] = set()
+_cost_labels = metrics.ModelLabels()
 
 
 def init_app(app: Flask) -> None:
@@ -65,12 +63,8 @@ def _row(meter: metering.Meter, stats, status: int, seconds: float, replayed: bo
 
 
 def _count_cost(meter: metering.Meter) -> None:
-    """Only priced calls count, so a label is a model that routed and has a price; past MAX_COST_LABELS
-    distinct ones (OpenRouter names come from clients) further models count as `other`."""
+    """Only priced calls count, so a label is a model that routed and has a price (bounded: see ModelLabels)."""
     for call in list(meter.calls):
         if call.cost:
-            pair = (call.provider, call.model)
-            if pair not in _labelled and len(_labelled) < MAX_COST_LABELS:
-                _labelled.add(pair)
-            model = call.model if pair in _labelled else OTHER_MODEL
+            model, _ = _cost_labels.label(call.provider, call.model)
             metrics.COST_USD.labels(call.provider, model).inc(float(call.cost))

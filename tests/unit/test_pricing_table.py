@@ -134,3 +134,14 @@ def test_unknown_price_is_counted_by_provider_and_model():
     record_unknown("openai", "gpt-x")
     record_unknown("openai", "gpt-x")
     assert count() == before + 2
+
+
+def test_model_labels_are_bounded_and_say_when_a_model_is_first_labelled():
+    from app.metrics import MAX_MODEL_LABELS, ModelLabels
+    labels = ModelLabels()
+    assert labels.label("openrouter", "m0") == ("m0", True)
+    assert labels.label("openrouter", "m0") == ("m0", False)
+    for number in range(1, MAX_MODEL_LABELS):
+        assert labels.label("openrouter", f"m{number}") == (f"m{number}", True)
+    assert labels.label("openrouter", "one-too-many") == ("other", False)
+    assert labels.label("openrouter", "m5") == ("m5", False)  # the labelled ones keep theirs
