@@ -65,7 +65,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def claim_or_replay() -> Response | None:
-        if request.method != "POST" or not _covered(request.url_rule):
+        if request.method != "POST" or not is_generation(request.url_rule):
             return None
         key = request.headers.get(HEADER)
         if key is None:
@@ -125,7 +125,8 @@ def init_app(app: Flask) -> None:
             claim.release()
 
 
-def _covered(rule) -> bool:
+def is_generation(rule) -> bool:
+    """True for a generation route's rule (idempotency, jobs and the usage ledger cover the same three)."""
     if rule is None:
         return False
     path = rule.rule

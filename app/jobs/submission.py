@@ -7,6 +7,7 @@ from flask import Flask, Response, current_app, g, request
 from app import observability
 from app.answer_options import STYLE_HEADER
 from app.core.errors import InvalidRequest
+from app.idempotency import is_generation
 from app.jobs.prefer import APPLIED_HEADER, RESPOND_ASYNC, asks_async
 from app.jobs.records import QUEUED, PROCESS, Job, StoredRequest, new_job_id
 from app.jobs.replay import in_job_run
@@ -14,7 +15,6 @@ from app.jsonio import json_response
 from app.keys.records import utcnow
 from app.usage import meter as metering
 
-GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
 JOB_PATH = "/v1/images/jobs/{id}"
 _ASKED = "respond_async"
 STREAMED = ("A streamed request cannot be a job: drop `stream` to get a job whose result is the JSON answer, "
@@ -25,8 +25,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def note_async_request() -> None:
         """Remember that the request asks for a job, and keep its body: the job stores it as it came."""
-        rule = request.url_rule
-        if request.method != "POST" or rule is None or not rule.rule.endswith(GENERATION_ROUTES):
+        if request.method != "POST" or not is_generation(request.url_rule):
             return
         if asks_async(request.headers) and not in_job_run():
             setattr(g, _ASKED, True)

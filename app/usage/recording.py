@@ -8,12 +8,12 @@ from decimal import Decimal
 from flask import Flask, Response, current_app, g, request
 
 from app import metrics, observability
+from app.idempotency import is_generation
 from app.keys.records import utcnow
 from app.jobs.replay import in_job_run
 from app.jobs.runner import CONCURRENCY_CODE
 from app.usage import meter as metering
 
-GENERATION_ENDPOINTS = ("/chat/completions", "/images/generations", "/images/edits")
 REPLAYED_HEADER = "Idempotent-Replayed"
 _cost_labels = metrics.ModelLabels()
 
@@ -26,10 +26,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def ledger_when_done(response: Response) -> Response:
         meter = metering.current()
-        rule = request.url_rule.rule if request.url_rule is not None else ""
-        if meter is None or meter.key is None or request.method != "POST" or not rule.endswith(GENERATION_ENDPOINTS):
+        if (meter is None or meter.key is None or request.method != "POST"
+                or not is_generation(request.url_rule)):
             return response
-        meter.entry_point = rule.split("/v1/", 1)[-1]
+        meter.entry_point = request.url_rule.rule.split("/v1/", 1)[-1]
         replayed = response.headers.get(REPLAYED_HEADER) == "true"
         if meter.error_code is None and response.status_code >= 400 and not response.is_streamed:
             error = (response.get_json(silent=True) or {}).get("error")
