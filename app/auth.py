@@ -6,11 +6,15 @@ import hashlib
 import hmac
 import logging
 
+from flask import current_app, g, request
+
 from app.core.errors import AuthenticationFailed, GatewayError
+from app.db import DatabaseUnavailable
 from app.keys.cache import MISSING as NOT_CACHED
 from app.keys.cache import KeyCache
 from app.keys.records import KEY_PREFIX, ClientKey
-from app.keys.store import KeyStore
+from app.keys.store import KeyStore, UnknownKey
+from app.usage import meter
 
 log = logging.getLogger("gateway")
 
@@ -21,6 +25,7 @@ NO_KEYS = ("Incorrect client key: no GATEWAY_API_KEYS are set and no key made wi
 REVOKED = "This client key was revoked"
 EXPIRED = "This client key has expired"
 ADMIN_ON_CLIENT_ROUTE = "The admin token is not a client key; use a client key on /v1"
+_REFUSALS = {"revoked": REVOKED, "expired": EXPIRED}  # by ClientKey.status
 
 
 class KeysUnavailable(GatewayError):
@@ -35,6 +40,13 @@ def bearer(authorization: str | None) -> str | None:
     scheme, _, presented = (authorization or "").partition(" ")
     presented = presented.strip()
     return presented if scheme.lower() == "bearer" and presented else None
+
+
+def _refuse_unusable(key: ClientKey) -> None:
+    """AuthenticationFailed when the key was revoked or has expired."""
+    refusal = _REFUSALS.get(key.status)
+    if refusal is not None:
+        raise AuthenticationFailed(refusal)
 
 
 class Authenticator:
@@ -67,15 +79,10 @@ class Authenticator:
             if self._admin is not None and hmac.compare_digest(binary, self._admin):
                 raise AuthenticationFailed(ADMIN_ON_CLIENT_ROUTE)
             raise AuthenticationFailed(WRONG if self._static else NO_KEYS)
-        if found.revoked_at is not None:
-            raise AuthenticationFailed(REVOKED)
-        if found.expired():
-            raise AuthenticationFailed(EXPIRED)
+        _refuse_unusable(found)
         return found
 
     def _stored(self, digest: str, secret: str) -> ClientKey | None:
-        from app.db import DatabaseUnavailable
-
         cached = self.cache.get(digest)
         if cached is not NOT_CACHED:
             return cached  # type: ignore[return-value]
@@ -98,17 +105,13 @@ class Authenticator:
                 return key
         found = None
         if self.store is not None and not key_id.startswith("env-"):
-            from app.keys.store import UnknownKey
             try:
                 found = self.store.get(key_id)
             except UnknownKey:
-                found = None
+                pass
         if found is None:
             raise AuthenticationFailed("The client key that made this job no longer exists")
-        if found.revoked_at is not None:
-            raise AuthenticationFailed(REVOKED)
-        if found.expired():
-            raise AuthenticationFailed(EXPIRED)
+        _refuse_unusable(found)
         return found
 
     def forget(self, key_id: str) -> None:
@@ -130,10 +133,6 @@ def authenticate_request() -> ClientKey:
 
     A job's run carries no secret: it is made as the key that submitted it (`RUN_AS`, set by the runner).
     """
-    from flask import current_app, g, request
-
-    from app.usage import meter
-
     key = g.get("client_key")
     if key is None:
         run_as = g.get(RUN_AS)

@@ -227,8 +227,7 @@ def _keys_table(keys) -> str:
         return "no keys yet: image-gateway keys create --name NAME"
     rows = [("ID", "NAME", "KEY", "STATUS", "SPENT USD", "LIMITS")]
     for key in keys:
-        status = "revoked" if key.revoked_at else ("expired" if key.expired() else "active")
-        rows.append((key.id, key.name, key.hint or "", status, f"{key.spent_usd:.4f}",
+        rows.append((key.id, key.name, key.hint or "", key.status, f"{key.spent_usd:.4f}",
                      _limits_text(key).removeprefix(": ")))
     return _table(rows)
 

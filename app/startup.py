@@ -46,7 +46,7 @@ def usable_database_keys(settings: Settings) -> int | None:
     from app.keys.store import KeyStore
     db = Database(settings.database_url)
     try:
-        return sum(1 for key in KeyStore(db).list() if key.revoked_at is None and not key.expired())
+        return sum(1 for key in KeyStore(db).list() if key.status == "active")
     except Exception:  # the summary must never stop the service; the database check is on_starting's job
         return None
     finally:

@@ -61,6 +61,13 @@ class ClientKey:
         expires = self.limits.expires_at
         return expires is not None and (now or utcnow()) >= expires
 
+    @property
+    def status(self) -> str:
+        """The key's state, "revoked", "expired" or "active": only an active key may call the API."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expired() else "active"
+
     def to_dict(self) -> dict[str, Any]:
         """The public view of a key (never its secret): what `keys list` and the admin API show."""
         limits = self.limits
