@@ -29,7 +29,7 @@ _REFUSALS = {"revoked": REVOKED, "expired": EXPIRED}  # by ClientKey.status
 
 
 class KeysUnavailable(GatewayError):
-    """A database key cannot be checked: the database is down and the key was not seen recently."""
+    """The key database is down: a key not seen recently cannot be checked, the admin API cannot answer."""
 
     status = 503
     type = "server_error"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
+from app.auth import KeysUnavailable
 from app.request_body import read_json_body
 from app.db import DatabaseUnavailable
 from app.core.errors import AuthenticationFailed, GatewayError, InvalidRequest, RouteNotFound
@@ -108,6 +109,4 @@ def usage():
 @bp.errorhandler(DatabaseUnavailable)
 def database_down(exc: DatabaseUnavailable):
     """The database failing is a 503 naming it, not a 500."""
-    error = GatewayError("The database is unavailable; try again shortly", code="database_unavailable")
-    error.status = 503
-    return render(error)
+    return render(KeysUnavailable("The database is unavailable; try again shortly"))
