@@ -38,8 +38,7 @@ def _fields(creating: bool) -> dict:
     try:
         return parse_key_fields(read_json_body(), creating=creating)
     except KeyFieldError as exc:
-        raise InvalidRequest(f"{exc.field}: {exc.message}" if exc.field else exc.message, param=exc.field,
-                             code="invalid_key_field") from None
+        raise InvalidRequest(str(exc), param=exc.field, code="invalid_key_field") from None
 
 
 def _key_or_404(action):
