@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, request
+from werkzeug.exceptions import NotFound
 
 from app.auth import KeysUnavailable
 from app.request_body import read_json_body
 from app.db import DatabaseUnavailable
-from app.core.errors import AuthenticationFailed, GatewayError, InvalidRequest, RouteNotFound
+from app.core.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from app.errors import render
 from app.jsonio import json_response
 from app.keys.records import KeyFieldError, parse_key_fields
@@ -29,7 +30,7 @@ class KeyNotFound(GatewayError):
 def require_admin_token() -> None:
     gateway = current_app.extensions["gateway"]
     if not gateway.settings.admin_token:
-        raise RouteNotFound("Unknown path; see GET /v1/models and POST /v1/chat/completions")
+        raise NotFound()  # answered like any unknown path (app/errors.py)
     if not gateway.auth.is_admin(request.headers.get("Authorization")):
         raise AuthenticationFailed(ADMIN_ONLY)
 
