@@ -23,6 +23,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 date or time as naive UTC (without a zone it is UTC); ValueError when it is none."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one key may do; None (or no patterns) means unlimited."""
@@ -130,11 +138,9 @@ class _Moment(fields.Field):
         if not isinstance(value, str):
             raise ValidationError("must be an ISO 8601 date or time, e.g. 2027-01-31T00:00:00Z")
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = parse_utc(value)
         except ValueError:
             raise ValidationError(f"{value!r} is not an ISO 8601 date or time, e.g. 2027-01-31T00:00:00Z") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         if moment <= utcnow():
             raise ValidationError(f"{value!r} is in the past")
         return moment

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 
 from app.db import Database
 from app.db.models import UsageRecord
+from app.keys.records import parse_utc, utcnow
 
 GROUPS = {"key": "key_id", "model": "model", "provider": "provider", "day": "day"}
 _RELATIVE = re.compile(r"^(\d{1,6})([mhdw])$")
@@ -28,19 +29,16 @@ class BadReportQuery(ValueError):
 
 def parse_moment(text: str, field_name: str, now: datetime | None = None) -> datetime:
     """`7d`, `24h`, `30m`, `2w` (that long ago) or an ISO 8601 date/time (UTC unless it says) -> naive UTC."""
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or utcnow()
     value = text.strip()
     match = _RELATIVE.match(value)
     if match:
         return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_utc(value)
     except ValueError:
         raise BadReportQuery(field_name, f"{text!r} is neither a duration like 7d, 24h, 30m nor an ISO 8601 "
                                          "date or time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment
 
 
 def _day(db: Database):
