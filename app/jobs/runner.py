@@ -19,6 +19,7 @@ from app.core.errors import GatewayError
 from app.jobs import replay
 from app.jobs.records import FAILED, SUCCEEDED, error_object
 from app.keys.records import utcnow
+from app.quotas.errors import CONCURRENCY_CODE
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway")
 
 DONE, BUSY, DEFER = "done", "busy", "defer"
-CONCURRENCY_CODE = "concurrency_limit_exceeded"
 CONCURRENCY_WAIT = 2.0           # seconds before a job held back by its key's concurrency tries again
 FINISH_RETRIES = (1.0, 2.0, 4.0, 8.0)  # waits when the database refuses a job's end (the picture is paid for)
 _identity: tuple[int, str] | None = None

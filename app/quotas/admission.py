@@ -24,8 +24,8 @@ from app.keys.records import ClientKey
 from app.quotas.budget import Budgets
 from app.quotas.concurrency import DatabaseSlots, RedisSlots
 from app.quotas.locking import lock_key
-from app.quotas.errors import (LedgerUnavailable, LimitsUnavailable, ModelNotAllowed, ModelPriceUnknown,
-                               RateLimited)
+from app.quotas.errors import (CONCURRENCY_CODE, LedgerUnavailable, LimitsUnavailable, ModelNotAllowed,
+                               ModelPriceUnknown, RateLimited)
 from app.quotas.windows import DatabaseWindows, RedisWindows, WindowState
 
 log = logging.getLogger("gateway")
@@ -145,7 +145,7 @@ class Quotas:
             if admission.lease is None:
                 raise RateLimited(f"This key may run {limits.concurrency} generation(s) at once; one must "
                                   "finish first", retry_after=CONCURRENCY_RETRY_AFTER,
-                                  code="concurrency_limit_exceeded")
+                                  code=CONCURRENCY_CODE)
         if limits.budget_usd is not None:
             # even a free request goes through the reservation: a spent budget refuses it, and a
             # database that is down refuses it too (budgeted keys fail closed)

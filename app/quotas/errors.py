@@ -4,7 +4,9 @@ from __future__ import annotations
 from app.core.errors import GatewayError, RateLimited
 
 __all__ = ["RateLimited", "ModelNotAllowed", "ModelPriceUnknown", "InsufficientQuota", "LimitsUnavailable",
-           "LedgerUnavailable"]
+           "LedgerUnavailable", "CONCURRENCY_CODE"]
+
+CONCURRENCY_CODE = "concurrency_limit_exceeded"  # a 429 a job's run waits out queued (app/jobs/runner.py)
 
 
 class ModelNotAllowed(GatewayError):

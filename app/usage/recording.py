@@ -11,7 +11,7 @@ from app import metrics, observability
 from app.idempotency import is_generation
 from app.keys.records import utcnow
 from app.jobs.replay import in_job_run
-from app.jobs.runner import CONCURRENCY_CODE
+from app.quotas.errors import CONCURRENCY_CODE
 from app.usage import meter as metering
 
 REPLAYED_HEADER = "Idempotent-Replayed"
