@@ -1,5 +1,5 @@
 """Budgets that never overspend: reserve a request's most possible cost before the upstream call, settle
-its real cost after (or release on failure), all under the key's row lock in the database.
+its real cost after (nothing, on failure), all under the key's row lock in the database.
 
 reserve: lock the key's row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write transaction locks
 the database), check spent + live reservations + this quote <= budget, insert a reservation that
@@ -108,10 +108,6 @@ class Budgets:
                 connection.execute(self._sql["drop"], {"reservation": reservation})
             if cost:
                 connection.execute(self._sql["spend"], {"kid": key_id, "cost": cost})
-
-    def release(self, reservation: str) -> None:
-        with self.db.write() as connection:
-            connection.execute(self._sql["drop"], {"reservation": reservation})
 
     def renew(self, reservations: list[str], lifetime: float) -> None:
         if reservations:

@@ -94,7 +94,7 @@ def test_budget_reserve_settle_release(db, store):
     assert caught.value.status == 429 and caught.value.type == caught.value.code == "insufficient_quota"
     budgets.settle(key.id, first, Decimal("0.25"))  # it cost less than its quote
     second = budgets.reserve(key.id, Decimal("0.50"), LEASE_LIFETIME)
-    budgets.release(second)  # failed upstream: nothing spent
+    budgets.settle(key.id, second, Decimal(0))  # failed upstream: nothing spent
     assert store.get(key.id).spent_usd == Decimal("0.25")
     budgets.reserve(key.id, Decimal("0.75"), LEASE_LIFETIME)  # exactly what is left
     with pytest.raises(InsufficientQuota):
