@@ -102,10 +102,10 @@ class KeyStore:
         """Revoked keys stay listed (their usage keeps its owner); they authenticate no more."""
         now = utcnow()
         with self.db.write() as connection:
-            changed = connection.execute(update(_KEYS).where(_KEYS.c.id == key_id, _KEYS.c.revoked_at.is_(None))
-                                         .values(revoked_at=now, updated_at=now)).rowcount
+            # a key revoked already keeps its first revoked_at: revoking twice is not an error
+            connection.execute(update(_KEYS).where(_KEYS.c.id == key_id, _KEYS.c.revoked_at.is_(None))
+                               .values(revoked_at=now, updated_at=now))
             row = connection.execute(select(_KEYS).where(_KEYS.c.id == key_id)).first()
         if row is None:
             raise UnknownKey(key_id)
-        del changed  # revoking twice is not an error
         return from_row(row)
