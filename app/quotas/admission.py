@@ -132,7 +132,7 @@ class Quotas:
             self.keeper.hold_reservation(admission.reservation)
         return admission
 
-    def _take(self, admission: "Admission", images: int, transaction, count_request: bool = True) -> None:
+    def _take(self, admission: "Admission", images: int, transaction, count_request: bool) -> None:
         """Each step in `transaction` when the database holds them all (None: Redis, and a budget apart)."""
         key, limits = admission.key, admission.key.limits
         if limits.rpm is not None and count_request:
