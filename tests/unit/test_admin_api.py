@@ -109,6 +109,12 @@ def test_bad_fields_are_400_naming_the_field(admin, body, field):
     assert error["type"] == "invalid_request_error" and error["param"] == field and field in error["message"]
 
 
+def test_an_unknown_field_is_answered_with_every_known_one(admin):
+    response = admin.post("/admin/v1/keys", json={"name": "x", "colour": "blue"})
+    assert response.json["error"]["message"] == ("colour: is not a key field (known: name, rpm, concurrency, "
+                                                 "images_per_day, budget_usd, models, expires_at, answer_style)")
+
+
 def test_a_body_that_is_not_an_object_is_400(admin):
     response = admin.post("/admin/v1/keys", json=["name"])
     assert response.status_code == 400 and response.json["error"]["type"] == "invalid_request_error"
