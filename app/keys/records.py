@@ -13,7 +13,6 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from app.answer_options import ANSWER_STYLES
 
 KEY_PREFIX = "sk-gw-"
-LIMIT_FIELDS = ("rpm", "concurrency", "images_per_day", "budget_usd", "models", "expires_at")
 _PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._:/@*?+-]{0,199}$")
 MAX_BUDGET = Decimal("1000000000")
 
@@ -206,7 +205,7 @@ def parse_key_fields(data: Any, *, creating: bool) -> dict[str, Any]:
         while isinstance(message, (list, dict)):
             message = message[0] if isinstance(message, list) else next(iter(message.values()))
         if message == "Unknown field.":
-            message = "is not a key field (known: name, " + ", ".join(LIMIT_FIELDS) + ", answer_style)"
+            message = f"is not a key field (known: {', '.join(_SCHEMA.fields)})"
         raise KeyFieldError(str(name), str(message)) from None
     if creating and not loaded.get("name"):
         raise KeyFieldError("name", "is required")
