@@ -74,7 +74,7 @@ class Authenticator:
         if found is not None:
             return found
         if presented.startswith(KEY_PREFIX) and self.store is not None:
-            found = self._stored(binary.hex(), presented)
+            found = self._stored(binary.hex())
         if found is None:
             if self._admin is not None and hmac.compare_digest(binary, self._admin):
                 raise AuthenticationFailed(ADMIN_ON_CLIENT_ROUTE)
@@ -82,12 +82,12 @@ class Authenticator:
         _refuse_unusable(found)
         return found
 
-    def _stored(self, digest: str, secret: str) -> ClientKey | None:
+    def _stored(self, digest: str) -> ClientKey | None:
         cached = self.cache.get(digest)
         if cached is not NOT_CACHED:
             return cached  # type: ignore[return-value]
         try:
-            key = self.store.find(secret)
+            key = self.store.find(digest)
         except DatabaseUnavailable as exc:
             stale = self.cache.get(digest, stale_ok=True)
             if stale is not NOT_CACHED:

@@ -83,10 +83,11 @@ class KeyStore:
             raise UnknownKey(key_id)
         return from_row(row)
 
-    def find(self, secret: str) -> ClientKey | None:
-        """The key whose secret this is (revoked and expired ones included: the caller decides)."""
+    def find(self, secret_sha256: str) -> ClientKey | None:
+        """The key whose secret hashes to this (`digest(secret)`: the caller has it already), revoked and
+        expired ones included: the caller decides."""
         with self.db.read() as connection:
-            row = connection.execute(select(_KEYS).where(_KEYS.c.secret_sha256 == digest(secret))).first()
+            row = connection.execute(select(_KEYS).where(_KEYS.c.secret_sha256 == secret_sha256)).first()
         return None if row is None else from_row(row)
 
     def update(self, key_id: str, fields: dict[str, Any]) -> ClientKey:

@@ -72,7 +72,7 @@ def test_unknown_secrets_are_cached_too(store):
     auth = worker(store, clock)
     calls = []
     real_find = store.find
-    store.find = lambda secret: calls.append(secret) or real_find(secret)
+    store.find = lambda secret_sha256: calls.append(secret_sha256) or real_find(secret_sha256)
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
             auth.authenticate("Bearer sk-gw-not-a-real-key")
@@ -86,7 +86,7 @@ def test_database_down_a_recent_key_still_works_an_unseen_one_is_503(store):
     auth.authenticate(f"Bearer {secret}")
     clock.now += DEFAULT_TTL + 1
 
-    def down(_secret):
+    def down(_secret_sha256):
         raise DatabaseUnavailable("postgresql is unavailable: connection refused")
     store.find = down
     assert auth.authenticate(f"Bearer {secret}").name == "erin"
