@@ -23,6 +23,7 @@ from flask import Flask, Response, current_app, g, request
 from app.answer_options import STYLE_HEADER
 from app.auth import authenticate_request
 from app.core.errors import GatewayError, InvalidRequest
+from app.core.routes import GENERATION_PATHS
 from app import metrics
 from app.idempotency_store import (CLAIM_LEASE, OWNER_CHARS, IdempotencyStore, Record, RecordWriter, StoreUnavailable,
                                    from_settings)
@@ -33,8 +34,6 @@ log = logging.getLogger("gateway")
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
-GENERATION_ROUTES = ("/chat/completions", "/images/generations", "/images/edits")
-API_PREFIXES = ("/v1/", "/api/v1/")
 KEPT_HEADER_PREFIX = "x-gateway-"
 KEPT_HEADERS = ("location", "preference-applied")  # a job's 202: where to poll it
 JSON = "application/json"
@@ -127,10 +126,7 @@ def init_app(app: Flask) -> None:
 
 def is_generation(rule) -> bool:
     """True for a generation route's rule (idempotency, jobs and the usage ledger cover the same three)."""
-    if rule is None:
-        return False
-    path = rule.rule
-    return path.startswith(API_PREFIXES) and path.endswith(GENERATION_ROUTES)
+    return rule is not None and rule.rule in GENERATION_PATHS
 
 
 def namespaced(authorization: str, key: str) -> str:

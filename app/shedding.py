@@ -21,13 +21,12 @@ import threading
 from typing import Callable, Iterable
 
 from app.core.errors import GatewayError
+from app.core.routes import GENERATION_PATHS
 
 log = logging.getLogger("gateway.request")
 
 MAX_WORKERS = 1024           # slots in the shared table: worker processes alive at once, replacements included
 RETRY_AFTER_SECONDS = 2      # a slot frees every few milliseconds at a few thousand generations in flight
-GENERATION_PATHS = frozenset(prefix + route for prefix in ("/v1", "/api/v1")
-                             for route in ("/chat/completions", "/images/generations", "/images/edits"))
 
 
 class InflightTable:

@@ -7,6 +7,7 @@ from app.api import admin, chat, health, image_links, images, jobs, metrics, mod
 from app.auth import authenticate_request
 from app.core import context
 from app.core.errors import GatewayError
+from app.core.routes import API_PREFIXES
 from app.quotas.admission import rate_headers
 from app.usage import meter as metering
 
@@ -41,7 +42,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(image_links.bp)
     app.register_blueprint(admin.bp)
     app.after_request(rate_limit_headers)
-    for prefix in ("/v1", "/api/v1"):
+    for prefix in API_PREFIXES:
         for module in (chat, images, jobs, models):
             bp = module.blueprint(prefix)
             bp.before_request(require_client_key)

@@ -8,13 +8,12 @@ from decimal import Decimal
 from flask import Flask, Response, current_app, g, request
 
 from app import metrics, observability
-from app.idempotency import is_generation
+from app.idempotency import REPLAYED_HEADER, is_generation
 from app.keys.records import utcnow
 from app.jobs.replay import in_job_run
 from app.quotas.errors import CONCURRENCY_CODE
 from app.usage import meter as metering
 
-REPLAYED_HEADER = "Idempotent-Replayed"
 _cost_labels = metrics.ModelLabels()
 
 
