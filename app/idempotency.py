@@ -22,6 +22,7 @@ from flask import Flask, Response, current_app, g, request
 
 from app.answer_options import STYLE_HEADER
 from app.auth import authenticate_request
+from app.background import ProcessThread
 from app.core.errors import GatewayError, InvalidRequest
 from app.core.routes import GENERATION_PATHS
 from app import metrics
@@ -231,22 +232,22 @@ class _Heartbeat:
         self.interval = interval
         self._claims: set["_Claim"] = set()
         self._lock = threading.Lock()
-        self._pid = 0  # the process the thread runs in (a forked worker starts its own)
+        self._pid = 0  # the process the claims belong to (a forked worker inherits none of them)
+        self._thread = ProcessThread("idempotency-heartbeat", self._run)
 
     def add(self, claim: "_Claim") -> None:
         with self._lock:
             if self._pid != os.getpid():
                 self._pid, self._claims = os.getpid(), set()
-                threading.Thread(target=self._run, daemon=True, name="idempotency-heartbeat").start()
             self._claims.add(claim)
+        self._thread.ensure_running()
 
     def discard(self, claim: "_Claim") -> None:
         with self._lock:
             self._claims.discard(claim)
 
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
+    def _run(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self.interval):
             with self._lock:
                 claims = list(self._claims)
             for claim in claims:
